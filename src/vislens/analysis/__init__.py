@@ -1,0 +1,1 @@
+"""Statistics: monosemanticity, correlations + FDR, selection tiers, agreement."""

@@ -1,0 +1,1 @@
+"""The web workbench (Dash): annotation pages, explorer, feature and patch views."""

@@ -1,0 +1,1 @@
+"""Human studies: annotation tasks and their import/export formats."""

@@ -1,0 +1,1 @@
+"""LLM/VLM judges: clients (OpenAI-compatible, local transformers) and judging tasks."""

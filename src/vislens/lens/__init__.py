@@ -1,0 +1,1 @@
+"""LatentLens: contextual text bank, nearest-neighbour search, embedding/logit-lens baselines."""

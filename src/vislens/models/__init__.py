@@ -1,0 +1,1 @@
+"""Adapters over transformers: vision encoders, VLMs, text LMs; the toy VLM."""

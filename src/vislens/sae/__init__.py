@@ -1,0 +1,1 @@
+"""Sparse autoencoders: modules, checkpoint formats, encoding, top-k items, training."""

@@ -1,0 +1,1 @@
+"""On-disk stores: activation shards, sparse codes, the annotation/judgment database."""

@@ -1,0 +1,1 @@
+"""Static figures (matplotlib-free where plotly suffices)."""
