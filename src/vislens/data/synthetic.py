@@ -54,7 +54,13 @@ class GridObject:
     bbox: tuple[int, int, int, int]
 
     def to_json(self) -> dict[str, Any]:
-        return {"shape": self.shape, "color": self.color, "r": self.r, "c": self.c, "bbox": list(self.bbox)}
+        return {
+            "shape": self.shape,
+            "color": self.color,
+            "r": self.r,
+            "c": self.c,
+            "bbox": list(self.bbox),
+        }
 
 
 @dataclass(frozen=True)
@@ -74,13 +80,19 @@ class WorldSpec:
 
     def __post_init__(self) -> None:
         if self.grid < 1 or self.patch < 8:
-            raise InputError(f"grid world: grid must be >= 1 and patch >= 8 (got grid={self.grid}, patch={self.patch})")
+            raise InputError(
+                f"grid world: grid must be >= 1 and patch >= 8 (got grid={self.grid}, patch={self.patch})"
+            )
         unknown_shapes = set(self.shapes) - set(SHAPES)
         if unknown_shapes:
-            raise InputError(f"grid world: unknown shapes {sorted(unknown_shapes)}; choose from {list(SHAPES)}")
+            raise InputError(
+                f"grid world: unknown shapes {sorted(unknown_shapes)}; choose from {list(SHAPES)}"
+            )
         unknown_colors = set(self.colors) - set(self.color_values)
         if unknown_colors:
-            raise InputError(f"grid world: unknown colours {sorted(unknown_colors)}; choose from {list(self.color_values)}")
+            raise InputError(
+                f"grid world: unknown colours {sorted(unknown_colors)}; choose from {list(self.color_values)}"
+            )
         if not 0 <= self.min_objects <= self.max_objects <= self.grid * self.grid:
             raise InputError(
                 f"grid world: need 0 <= min_objects <= max_objects <= grid*grid "
@@ -102,7 +114,9 @@ def _shape_box(rng: np.random.Generator, r: int, c: int, patch: int) -> tuple[in
     return (x0, y0, x0 + side, y0 + side)
 
 
-def _draw(draw: ImageDraw.ImageDraw, shape: str, box: tuple[int, int, int, int], rgb: tuple[int, int, int]) -> None:
+def _draw(
+    draw: ImageDraw.ImageDraw, shape: str, box: tuple[int, int, int, int], rgb: tuple[int, int, int]
+) -> None:
     x0, y0, x1, y1 = box
     xl, yl = x1 - 1, y1 - 1  # PIL boxes are inclusive
     cx, cy = (x0 + xl) / 2, (y0 + yl) / 2
@@ -189,9 +203,10 @@ def generate_grid_world(
     out_dir = Path(out_dir)
     if n < 1:
         raise InputError(f"grid world: --n must be at least 1 (got {n})")
-    if out_dir.exists() and any(out_dir.iterdir()):
-        if not overwrite:
-            raise InputError(f"{out_dir}: exists and is not empty — choose another directory or pass --overwrite")
+    if out_dir.exists() and any(out_dir.iterdir()) and not overwrite:
+        raise InputError(
+            f"{out_dir}: exists and is not empty — choose another directory or pass --overwrite"
+        )
     tmp = out_dir.with_name(f".{out_dir.name}.partial")
     if tmp.exists():
         shutil.rmtree(tmp)
@@ -203,7 +218,12 @@ def generate_grid_world(
         img, objects = sample_scene(spec, seed, i)
         rel = f"images/img_{i + 1:05d}.png"
         (tmp / rel).write_bytes(png_bytes(img))
-        ann = {"image": rel, "grid": spec.grid, "patch": spec.patch, "objects": [o.to_json() for o in objects]}
+        ann = {
+            "image": rel,
+            "grid": spec.grid,
+            "patch": spec.patch,
+            "objects": [o.to_json() for o in objects],
+        }
         ann_lines.append(json.dumps(ann))
         cap_lines.append(json.dumps({"image": rel, "caption": caption_for(objects)}))
     (tmp / "annotations.jsonl").write_text("\n".join(ann_lines) + "\n", encoding="utf-8")
@@ -233,7 +253,9 @@ def read_annotations(path: Path) -> list[dict[str, Any]]:
             raise InputError(f"{path}:{lineno}: each line must be a JSON object")
         for key in ("image", "grid", "patch", "objects"):
             if key not in rec:
-                raise InputError(f"{path}:{lineno}: missing key '{key}' (seed 004 layout: image, grid, patch, objects)")
+                raise InputError(
+                    f"{path}:{lineno}: missing key '{key}' (seed 004 layout: image, grid, patch, objects)"
+                )
         for j, obj in enumerate(rec["objects"]):
             missing = {"shape", "color", "r", "c"} - set(obj)
             if missing:
