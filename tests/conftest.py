@@ -22,3 +22,23 @@ def _seed_everything() -> None:
     random.seed(0)
     np.random.seed(0)
     torch.manual_seed(0)
+
+
+@pytest.fixture(scope="session")
+def tiny_vision(tmp_path_factory: pytest.TempPathFactory):
+    """``tiny_vision("clip")`` -> directory of a tiny random-weight encoder (built once per session).
+
+    Keyword arguments go to ``vislens.models.tiny.build_tiny_vision`` (image_size, patch_size, ...).
+    """
+    from vislens.models.tiny import build_tiny_vision
+
+    cache: dict[tuple, object] = {}
+
+    def get(arch: str = "clip", **kwargs):
+        key = (arch, tuple(sorted(kwargs.items())))
+        if key not in cache:
+            out = tmp_path_factory.mktemp(f"tiny-{arch}")
+            cache[key] = build_tiny_vision(arch, out, **kwargs)  # type: ignore[arg-type]
+        return cache[key]
+
+    return get

@@ -38,5 +38,26 @@ def synth_grid(
     typer.echo(f"wrote {n} images and {path}")
 
 
+def init_command(
+    study_dir: Annotated[Path, typer.Argument(metavar="DIR", help="Directory to create the study in.")],
+    images: Annotated[str | None, typer.Option(help="Folder, CSV/JSONL manifest, or grid-world directory.")] = None,
+    model: Annotated[str | None, typer.Option(help="Vision encoder: hub id or local directory.")] = None,
+    layers: Annotated[str | None, typer.Option(help="Layers to extract, e.g. 7,8,11.")] = None,
+    tokens: Annotated[str | None, typer.Option(help="cls, patches, all or mean.")] = None,
+    name: Annotated[str, typer.Option(help="Study name (default: the directory name).")] = "",
+) -> None:
+    """Create a study directory with a validated study.toml (and index its images)."""
+    from vislens.data.setup import init_study
+    from vislens.store.commands import parse_layers
+
+    study = init_study(
+        study_dir, images=images, model=model, name=name,
+        layers=parse_layers(layers) if layers else None, tokens=tokens,
+    )
+    n = "" if not study.images_path.exists() else " and images.parquet"
+    typer.echo(f"created {study.config_path}{n}")
+
+
 def register(app: typer.Typer) -> None:
+    app.command("init")(init_command)
     app.add_typer(synth_app, name="synth")
