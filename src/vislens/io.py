@@ -10,6 +10,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from vislens.errors import InputError
+
 
 @contextmanager
 def atomic_path(path: Path) -> Iterator[Path]:
@@ -42,3 +44,23 @@ def write_text_atomic(path: Path, text: str) -> None:
 def write_json_atomic(path: Path, obj: Any, *, indent: int | None = 2) -> None:
     """Write ``obj`` as JSON to ``path`` atomically."""
     write_text_atomic(Path(path), json.dumps(obj, indent=indent, ensure_ascii=False) + "\n")
+
+
+def read_jsonl(path: Path) -> list[tuple[int, dict[str, Any]]]:
+    """``(line number, object)`` for every non-blank line of a JSON-lines file.
+
+    A line that is not a JSON object is an ``InputError`` naming ``path:line``.
+    """
+    path = Path(path)
+    rows: list[tuple[int, dict[str, Any]]] = []
+    for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise InputError(f"{path}:{lineno}: not valid JSON ({e.msg})") from None
+        if not isinstance(row, dict):
+            raise InputError(f"{path}:{lineno}: each line must be a JSON object")
+        rows.append((lineno, row))
+    return rows

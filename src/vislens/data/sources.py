@@ -16,6 +16,7 @@ import pandas as pd
 from PIL import Image, UnidentifiedImageError
 
 from vislens.errors import InputError
+from vislens.io import read_jsonl
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif", ".tif", ".tiff")
 PATH_COLUMNS = ("path", "image", "file_name", "filepath", "image_path", "url", "image_url")
@@ -66,18 +67,7 @@ def _read_manifest_table(path: Path) -> pd.DataFrame:
         if suffix == ".csv":
             return pd.read_csv(path, dtype=str, keep_default_na=False)
         if suffix in (".jsonl", ".ndjson"):
-            rows = []
-            for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-                if not line.strip():
-                    continue
-                try:
-                    row = json.loads(line)
-                except json.JSONDecodeError as e:
-                    raise InputError(f"{path}:{lineno}: not valid JSON ({e.msg})") from None
-                if not isinstance(row, dict):
-                    raise InputError(f"{path}:{lineno}: each line must be a JSON object")
-                rows.append(row)
-            return pd.DataFrame(rows)
+            return pd.DataFrame([row for _, row in read_jsonl(path)])
     except (pd.errors.ParserError, UnicodeDecodeError) as e:
         raise InputError(f"{path}: cannot parse the manifest ({e})") from None
     raise InputError(f"{path}: manifest must be .csv or .jsonl")

@@ -27,7 +27,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from vislens.errors import InputError
-from vislens.io import write_text_atomic
+from vislens.io import read_jsonl, write_text_atomic
 
 SHAPES: tuple[str, ...] = ("circle", "square", "triangle", "diamond", "cross")
 
@@ -242,15 +242,7 @@ def read_annotations(path: Path) -> list[dict[str, Any]]:
     if not path.is_file():
         raise InputError(f"{path}: annotations file not found")
     records: list[dict[str, Any]] = []
-    for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            rec = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise InputError(f"{path}:{lineno}: not valid JSON ({e.msg})") from None
-        if not isinstance(rec, dict):
-            raise InputError(f"{path}:{lineno}: each line must be a JSON object")
+    for lineno, rec in read_jsonl(path):
         for key in ("image", "grid", "patch", "objects"):
             if key not in rec:
                 raise InputError(
