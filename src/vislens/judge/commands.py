@@ -1,9 +1,335 @@
-"""CLI commands of the judge stage."""
+"""CLI commands of the judge stage: ``vislens label`` and ``vislens judge classify|latentlens|images``."""
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
 import typer
+
+if TYPE_CHECKING:
+    from vislens.judge.cache import JudgeCache
+    from vislens.judge.client import JudgeClient
+    from vislens.judge.config import JudgeConfig
+
+judge_app = typer.Typer(
+    help="Ask an LLM/VLM judge (OpenAI-compatible endpoint or a local VLM); every answer is cached.",
+    no_args_is_help=True,
+)
+
+ModelOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--model",
+        "-m",
+        help="Judge model: endpoint model name, or a local VLM ('toy', hub id, directory).",
+    ),
+]
+BaseUrlOpt = Annotated[
+    str | None,
+    typer.Option("--base-url", help="OpenAI-compatible endpoint, e.g. http://localhost:8000/v1."),
+]
+StudyOpt = Annotated[
+    Path | None,
+    typer.Option("--study", help="Study directory: its judge settings and judge cache are used."),
+]
+ConcurrencyOpt = Annotated[
+    int | None, typer.Option("--concurrency", help="Requests in flight at once.")
+]
+CacheOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--cache",
+        help="Judge cache file (default: the study's, else judge-cache.sqlite beside the output).",
+    ),
+]
+LimitOpt = Annotated[int | None, typer.Option("--limit", help="Judge only the first N items.")]
+MaxTokensOpt = Annotated[
+    int | None, typer.Option("--max-tokens", help="Most tokens per answer (part of the cache key).")
+]
+
+
+def judge_setup(
+    *,
+    study: Path | None,
+    model: str | None,
+    base_url: str | None,
+    concurrency: int | None,
+    cache_path: Path | None,
+    default_cache_path: Path,
+    max_tokens: int | None = None,
+    backend: str | None = None,
+) -> tuple[JudgeConfig, JudgeClient, JudgeCache]:
+    """Config (study.toml's [judge], then the flags), the client and the cache for one command."""
+    from vislens.judge.backends import open_cache, open_client
+    from vislens.judge.config import JudgeConfig
+
+    cfg = JudgeConfig()
+    if study is not None:
+        from vislens.study import Study
+
+        s = Study.open(study)
+        cfg = s.config.judge
+        default_cache_path = s.judge_cache_path
+    updates: dict[str, Any] = {
+        k: v
+        for k, v in {
+            "model": model,
+            "base_url": base_url,
+            "concurrency": concurrency,
+            "backend": backend,
+            "max_tokens": max_tokens,
+        }.items()
+        if v is not None
+    }
+    cfg = JudgeConfig.model_validate({**cfg.model_dump(), **updates})
+    client = open_client(cfg)
+    return cfg, client, open_cache(cache_path or default_cache_path)
+
+
+def _int_list(text: str, flag: str) -> list[int]:
+    from vislens.errors import InputError
+
+    try:
+        return [int(f) for f in text.split(",") if f.strip()]
+    except ValueError:
+        raise InputError(f"{flag} takes comma-separated integers, got {text!r}") from None
+
+
+def summary_path(out: Path) -> Path:
+    from vislens.judge.tasks.common import summary_path as path_of
+
+    return path_of(out)
+
+
+def _report(summary_line: str, *paths: Path | None) -> None:
+    for p in paths:
+        if p is not None:
+            typer.echo(f"wrote {p}")
+    typer.echo(summary_line)
+
+
+@judge_app.command("classify")
+def classify_cmd(
+    export: Annotated[Path, typer.Argument(help="Neuronpedia explanations export (.json).")],
+    category: Annotated[
+        str, typer.Option("--category", help="'alignment', 'formatting', or any topic in words.")
+    ] = "alignment",
+    model: ModelOpt = None,
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            "--out",
+            help="Output JSON (default: <export>_<category>_classified_<model>.json beside it).",
+        ),
+    ] = None,
+    sample: Annotated[
+        int | None, typer.Option("--sample", help="Classify a seeded random sample of N.")
+    ] = None,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of --sample (seed 002 uses 42).")] = 42,
+    limit: LimitOpt = None,
+    base_url: BaseUrlOpt = None,
+    study: StudyOpt = None,
+    concurrency: ConcurrencyOpt = None,
+    max_tokens: MaxTokensOpt = None,
+    cache: CacheOpt = None,
+) -> None:
+    """Label each feature description related / not-related to a category (seed 002's JSON)."""
+    from vislens.judge.tasks.classify import classify_descriptions, default_out_path
+
+    cfg, client, judge_cache = judge_setup(
+        study=study, model=model, base_url=base_url, concurrency=concurrency, max_tokens=max_tokens,
+        cache_path=cache, default_cache_path=Path(export).parent / "judge-cache.sqlite",
+    )  # fmt: skip
+    out = out or default_out_path(export, category, client.model)
+    res = classify_descriptions(
+        export, category, client=client, cfg=cfg, cache=judge_cache, out_path=out,
+        sample=sample, seed=seed, limit=limit,
+    )  # fmt: skip
+    judge_cache.close()
+    _report(res.summary.line(), out, summary_path(out))
+
+
+@judge_app.command("latentlens")
+def latentlens_cmd(
+    instances: Annotated[
+        Path, typer.Argument(help="LatentLens instances JSON ({'instances': [...]} or a list).")
+    ],
+    model: ModelOpt = None,
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            "--out",
+            help="Output (default: llm_judge_results/human_study_llm_results.json beside the input).",
+        ),
+    ] = None,
+    grid: Annotated[
+        int, typer.Option("--grid", help="Patches per side of the 512-px canvas (LatentLens: 24).")
+    ] = 24,
+    image_dir: Annotated[
+        Path | None,
+        typer.Option(
+            "--image-dir",
+            help="Folder holding the instances' images (by URL file name or image_idx).",
+        ),
+    ] = None,
+    limit: LimitOpt = None,
+    base_url: BaseUrlOpt = None,
+    study: StudyOpt = None,
+    concurrency: ConcurrencyOpt = None,
+    max_tokens: MaxTokensOpt = None,
+    cache: CacheOpt = None,
+) -> None:
+    """Judge whether each patch's nearest words describe it (LatentLens' judge and output layout)."""
+    from vislens.judge.tasks.latentlens import judge_latentlens
+
+    out = out or Path(instances).parent / "llm_judge_results" / "human_study_llm_results.json"
+    cfg, client, judge_cache = judge_setup(
+        study=study, model=model, base_url=base_url, concurrency=concurrency, max_tokens=max_tokens,
+        cache_path=cache, default_cache_path=out.parent / "judge-cache.sqlite",
+    )  # fmt: skip
+    _, summary = judge_latentlens(
+        instances, client=client, grid=grid, image_dir=image_dir, cfg=cfg, cache=judge_cache,
+        out_path=out, limit=limit,
+    )  # fmt: skip
+    judge_cache.close()
+    _report(summary.line(), out, summary_path(out))
+
+
+@judge_app.command("images")
+def images_cmd(
+    table: Annotated[
+        Path,
+        typer.Argument(help="Image table: metadata.csv (or .parquet) with file names and labels."),
+    ],
+    model: ModelOpt = None,
+    labels: Annotated[
+        str | None,
+        typer.Option(
+            "--labels", help="Comma-separated label set (default: the label column's values)."
+        ),
+    ] = None,
+    image_dir: Annotated[
+        Path | None,
+        typer.Option("--image-dir", help="Folder of the images (default: beside the table)."),
+    ] = None,
+    label_column: Annotated[
+        str, typer.Option("--label-column", help="Ground-truth label column.")
+    ] = "ground_truth_word_label",
+    file_column: Annotated[
+        str, typer.Option("--file-column", help="Image file name column.")
+    ] = "file_name",
+    out_dir: Annotated[
+        Path | None,
+        typer.Option(
+            "--out-dir", help="Where mis_/correct_<model>.csv go (default: beside the table)."
+        ),
+    ] = None,
+    limit: LimitOpt = None,
+    base_url: BaseUrlOpt = None,
+    study: StudyOpt = None,
+    concurrency: ConcurrencyOpt = None,
+    max_tokens: MaxTokensOpt = None,
+    cache: CacheOpt = None,
+) -> None:
+    """Classify each image with a rationale; write seed 003's mis_/correct_<model>.csv."""
+    from vislens.judge.tasks.images import classify_images
+
+    out_dir = out_dir or Path(table).parent
+    cfg, client, judge_cache = judge_setup(
+        study=study, model=model, base_url=base_url, concurrency=concurrency, max_tokens=max_tokens,
+        cache_path=cache, default_cache_path=out_dir / "judge-cache.sqlite",
+    )  # fmt: skip
+    label_list = [s.strip() for s in labels.split(",") if s.strip()] if labels else None
+    res = classify_images(
+        table, client=client, image_dir=image_dir, labels=label_list, label_column=label_column,
+        file_column=file_column, cfg=cfg, cache=judge_cache, out_dir=out_dir, limit=limit,
+    )  # fmt: skip
+    judge_cache.close()
+    _report(res.summary.line(), res.mis_path, res.correct_path, res.summary_path)
+
+
+def label_cmd(
+    study: Annotated[Path, typer.Argument(help="Study directory.")],
+    sae: Annotated[str, typer.Option("--sae", help="SAE name under STUDY/sae/.")],
+    tier: Annotated[
+        int | None,
+        typer.Option("--tier", help="Label only features of this selection tier (1, 2, 3)."),
+    ] = None,
+    features: Annotated[
+        str | None,
+        typer.Option("--features", help="Comma-separated feature indices (instead of a tier)."),
+    ] = None,
+    n_images: Annotated[
+        int, typer.Option("--n-images", help="Top-activating images in each feature's grid.")
+    ] = 9,
+    rating_dim: Annotated[
+        str | None,
+        typer.Option(
+            "--rating",
+            help="Rating whose correlation goes into the prompt (default: the strongest).",
+        ),
+    ] = None,
+    model: ModelOpt = None,
+    limit: LimitOpt = None,
+    base_url: BaseUrlOpt = None,
+    concurrency: ConcurrencyOpt = None,
+    max_tokens: MaxTokensOpt = None,
+    cache: CacheOpt = None,
+) -> None:
+    """Label SAE features from grids of their top images (seed 001); writes sae/<name>/labels.json."""
+    from vislens.judge.tasks.label import label_features
+    from vislens.judge.tasks.sae_evidence import load_evidence
+    from vislens.study import Study
+
+    s = Study.open(study)
+    feature_list = _int_list(features, "--features") if features else None
+    evidence = load_evidence(
+        s,
+        sae,
+        tier=tier,
+        features=feature_list,
+        n_images=n_images,
+        rating_dim=rating_dim,
+        limit=limit,
+    )
+    cfg, client, judge_cache = judge_setup(
+        study=study, model=model, base_url=base_url, concurrency=concurrency, max_tokens=max_tokens,
+        cache_path=cache, default_cache_path=s.judge_cache_path,
+    )  # fmt: skip
+    out = s.sae_dir(sae) / "labels.json"
+    _, summary = label_features(
+        evidence, client=client, cfg=cfg, cache=judge_cache, out_path=out, sae=sae
+    )
+    judge_cache.close()
+    _report(summary.line(), out, summary_path(out))
+
+
+@judge_app.command("cache")
+def cache_cmd(
+    path: Annotated[Path, typer.Argument(help="A judge-cache.sqlite, or a study directory.")],
+) -> None:
+    """What a judge cache holds: answers and tokens per model and task."""
+    from vislens.errors import InputError
+    from vislens.judge.cache import JudgeCache
+
+    path = Path(path)
+    if path.is_dir():
+        path = path / "judge-cache.sqlite"
+    if not path.is_file():
+        raise InputError(f"{path}: no judge cache here")
+    cache = JudgeCache(path)
+    rows = cache.stats()
+    cache.close()
+    typer.echo(f"{path}: {sum(int(str(r['n_answers'])) for r in rows)} answers")
+    for r in rows:
+        typer.echo(
+            f"  {r['model']}  {r['task'] or '-'}: {r['n_answers']} answers, "
+            f"{r['prompt_tokens']}+{r['completion_tokens']} tokens, {r['first']} .. {r['last']}"
+        )
 
 
 def register(app: typer.Typer) -> None:
-    """Add this stage's commands to the vislens app (none yet)."""
+    """Add ``vislens judge ...`` and ``vislens label``."""
+    app.add_typer(judge_app, name="judge")
+    app.command("label")(label_cmd)

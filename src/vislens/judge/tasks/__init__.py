@@ -1,0 +1,1 @@
+"""The judging tasks: feature labelling, description classification, LatentLens, image classification."""
