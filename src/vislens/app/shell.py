@@ -1,0 +1,181 @@
+"""The workbench shell: one Dash app, shared navigation, and a page registry.
+
+A page is a URL prefix, a name for the navigation bar, a ``layout(ctx, subpath, query)``
+function and an optional ``register(app, ctx)`` that adds its callbacks. Later stages add
+pages (explorer, feature dashboards, patch viewer) with :func:`register_page`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs
+
+from vislens.app.context import AppContext
+
+
+@dataclass(frozen=True)
+class Page:
+    path: str
+    """URL prefix, e.g. "/annotate"; the page gets the rest of the path as ``subpath``."""
+    name: str
+    """Text of the navigation link."""
+    layout: Callable[[AppContext, str, dict[str, str]], Any]
+    """Builds the page's components from the context, the subpath and the query string."""
+    register: Callable[[Any, AppContext], None] | None = None
+    """Adds the page's callbacks to the Dash app (called once per app)."""
+    in_nav: bool = True
+
+
+_EXTRA_PAGES: list[Page] = []
+
+
+def register_page(page: Page) -> None:
+    """Add a page to every workbench created afterwards (replaces one with the same path)."""
+    _EXTRA_PAGES[:] = [p for p in _EXTRA_PAGES if p.path != page.path] + [page]
+
+
+def default_pages() -> list[Page]:
+    import vislens.app.annotate as annotate
+
+    return [*annotate.pages(), *_EXTRA_PAGES]
+
+
+# Why a script at all: Dash has no keyboard events, so a key press clicks the button whose
+# data-key matches (one code path for mouse and keys). Why the queue: clicks made while a
+# save is still in flight wait for it, so events reach the server in the order made and
+# each is made on the item the annotator is looking at.
+KEYS_JS = """
+(function () {
+  // gates: presses whose request has not started yet; pending: requests in flight.
+  var pending = 0, gates = [], nextGate = 0, queue = [];
+  function busy() { return pending > 0 || gates.length > 0; }
+  function hold() {
+    var id = ++nextGate;
+    gates.push(id);
+    setTimeout(function () {  // no request came for this press: stop holding
+      var i = gates.indexOf(id);
+      if (i >= 0) { gates.splice(i, 1); drain(); }
+    }, 1000);
+  }
+  var origFetch = window.fetch;
+  window.fetch = function (input) {
+    var url = String((input && input.url) || input);
+    var tracked = url.indexOf('_dash-update-component') >= 0;
+    if (tracked) { pending++; gates.shift(); }
+    var p = origFetch.apply(this, arguments);
+    if (tracked) p.finally(applied);
+    return p;
+  };
+  // A request counts until its answer is on the page (the next DOM change, or 500 ms),
+  // so a queued press is sent with the state that answer brought.
+  function applied() {
+    var done = false;
+    var obs = new MutationObserver(function () { finish(); });
+    function finish() {
+      if (done) return;
+      done = true;
+      obs.disconnect();
+      setTimeout(function () { pending--; drain(); }, 0);
+    }
+    obs.observe(document.body, {subtree: true, childList: true, characterData: true});
+    setTimeout(finish, 500);
+  }
+  function press(btn) {
+    hold();
+    btn.setAttribute('data-vl-replay', '1');
+    btn.click();
+  }
+  function drain() {
+    if (busy() || !queue.length) return;
+    var btn = document.getElementById(queue.shift());
+    if (btn && !btn.disabled) press(btn); else drain();
+  }
+  function enqueue(btn) { queue.push(btn.id); drain(); }
+  document.addEventListener('click', function (ev) {
+    var btn = ev.target && ev.target.closest ? ev.target.closest('button[data-key]') : null;
+    if (!btn) return;
+    if (btn.getAttribute('data-vl-replay')) { btn.removeAttribute('data-vl-replay'); return; }
+    if (busy() || queue.length) { ev.preventDefault(); ev.stopPropagation(); enqueue(btn); return; }
+    hold();  // a direct mouse click: later presses wait until its request is answered
+  }, true);
+  document.addEventListener('keydown', function (ev) {
+    var t = ev.target;
+    if (ev.ctrlKey || ev.metaKey || ev.altKey) return;
+    if (t && (t.tagName === 'INPUT' || t.tagName === 'TEXTAREA' || t.isContentEditable)) return;
+    var key = ev.key.length === 1 ? ev.key.toLowerCase() : ev.key;
+    var btn = document.querySelector('button[data-key="' + key.replace(/["\\\\]/g, '') + '"]');
+    if (!btn || btn.disabled) return;
+    ev.preventDefault();
+    if (busy() || queue.length) enqueue(btn); else press(btn);
+  });
+})();
+"""
+
+INDEX = """<!DOCTYPE html>
+<html>
+  <head>{%metas%}<title>{%title%}</title>{%favicon%}{%css%}
+  <style>
+    body { font-family: system-ui, sans-serif; margin: 0; }
+    nav.vl-nav { background: #223; padding: 8px 16px; }
+    nav.vl-nav a { color: #fff; margin-right: 16px; text-decoration: none; }
+    main.vl-main { padding: 16px; max-width: 1100px; }
+    button { font-size: 15px; padding: 6px 12px; margin: 4px; cursor: pointer; }
+    button.vl-on { background: #2a7; color: #fff; }
+    .vl-item { padding: 12px; background: #f6f8ff; border-left: 3px solid #4a90e2; margin: 12px 0; white-space: pre-wrap; }
+  </style></head>
+  <body>{%app_entry%}<footer>{%config%}{%scripts%}{%renderer%}</footer>
+  <script>""" + KEYS_JS + """</script></body>
+</html>"""
+
+
+def create_app(study: Any, pages: list[Page] | None = None, *, store: Any = None) -> Any:
+    """The workbench as a Dash app (its Flask server is ``app.server``)."""
+    import dash
+    from dash import Input, Output, dcc, html
+
+    from vislens.app.api import register_api
+    from vislens.app.media import register_media
+    from vislens.store.annotations import AnnotationStore
+
+    ctx = AppContext(study=study, store=store or AnnotationStore.for_study(study))
+    pages = pages if pages is not None else default_pages()
+    app = dash.Dash(
+        __name__, title=f"vislens · {study.config.name or Path(study.root).name}",
+        suppress_callback_exceptions=True, update_title="",
+    )
+    app.index_string = INDEX
+    nav = html.Nav(
+        [html.A("vislens", href="/", style={"fontWeight": "bold"})]
+        + [html.A(p.name, href=p.path) for p in pages if p.in_nav],
+        className="vl-nav",
+    )
+    app.layout = html.Div([dcc.Location(id="vl-url"), nav, html.Main(id="vl-page", className="vl-main")])
+
+    def _route(pathname: str | None, search: str | None) -> Any:
+        pathname = pathname or "/"
+        query = {k: v[0] for k, v in parse_qs((search or "").lstrip("?")).items()}
+        for page in sorted(pages, key=lambda p: -len(p.path)):
+            base = page.path.rstrip("/")
+            if pathname == page.path or (base and pathname.startswith(base + "/")):
+                return page.layout(ctx, pathname[len(base):].strip("/"), query)
+        return html.Div([html.H2("Not found"), html.P(f"No page at {pathname}.")])
+
+    app.callback(Output("vl-page", "children"), Input("vl-url", "pathname"), Input("vl-url", "search"))(_route)
+    for page in pages:
+        if page.register is not None:
+            page.register(app, ctx)
+    register_api(app.server, ctx)
+    register_media(app.server, ctx)
+    app.vislens_context = ctx  # type: ignore[attr-defined]
+    return app
+
+
+def serve(study_dir: Path, *, host: str = "127.0.0.1", port: int = 8050, debug: bool = False) -> None:
+    """Run the workbench for a study (blocking). Bound to localhost unless ``host`` says."""
+    from vislens.study import Study
+
+    app = create_app(Study.open(study_dir))
+    app.run(host=host, port=port, debug=debug, threaded=True)
