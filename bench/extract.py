@@ -39,14 +39,24 @@ def main() -> None:
     args = ap.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="vislens-bench-"))
-    model_dir = build_tiny_vision("clip", work / "clip-b32", image_size=224, patch_size=32,
-                                  hidden_size=768, n_layers=12, n_heads=12)
+    model_dir = build_tiny_vision(
+        "clip",
+        work / "clip-b32",
+        image_size=224,
+        patch_size=32,
+        hidden_size=768,
+        n_layers=12,
+        n_heads=12,
+    )
     generate_grid_world(work / "world", args.n, seed=0, show_progress=False)
     enc = load_vision_encoder(str(model_dir))
 
     probe = init_study(work / "probe", images=str(work / "world"))
     images = [load_image(r) for r in read_records(probe.images_path)]
-    batches = [enc.preprocess(images[i : i + args.batch_size]) for i in range(0, len(images), args.batch_size)]
+    batches = [
+        enc.preprocess(images[i : i + args.batch_size])
+        for i in range(0, len(images), args.batch_size)
+    ]
 
     def bare() -> float:
         t0 = time.perf_counter()
@@ -58,8 +68,13 @@ def main() -> None:
     def pipeline(layers: list[int], tag: str) -> float:
         best = 0.0
         for rep in range(args.repeats):
-            study = init_study(work / f"{tag}-{rep}", images=str(work / "world"), model=str(model_dir),
-                               layers=layers, tokens="all")
+            study = init_study(
+                work / f"{tag}-{rep}",
+                images=str(work / "world"),
+                model=str(model_dir),
+                layers=layers,
+                tokens="all",
+            )
             result = extract(study, batch_size=args.batch_size, shard_size=128, encoder=enc)
             best = max(best, result.images_per_s)
         return best
@@ -71,8 +86,10 @@ def main() -> None:
     print(f"torch threads: {torch.get_num_threads()}, images: {args.n}, batch: {args.batch_size}")
     print(f"{'run':<44}{'images/s':>10}{'overhead':>10}")
     print(f"{'bare batched forward (reference, 12 blocks)':<44}{bare_ips:>10.1f}{'':>10}")
-    for name, ips in [("vislens extract, layers 7,8,11 (tokens all)", seed_ips),
-                      ("vislens extract, layer 12 (tokens all)", full_ips)]:
+    for name, ips in [
+        ("vislens extract, layers 7,8,11 (tokens all)", seed_ips),
+        ("vislens extract, layer 12 (tokens all)", full_ips),
+    ]:
         print(f"{name:<44}{ips:>10.1f}{bare_ips / ips - 1:>+10.1%}")
     print("goal: overhead under +30%")
 
