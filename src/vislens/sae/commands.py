@@ -1,9 +1,313 @@
-"""CLI commands of the sae stage."""
+"""CLI commands of the sae stage: ``vislens sae encode | topk | score | train | eval | …``."""
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Annotated
+
 import typer
+
+sae_app = typer.Typer(
+    help="Sparse autoencoders: load (SAELens, ViT-Prisma, dictionary_learning), encode, top-k, score, train.",
+    no_args_is_help=True,
+)
+
+StudyArg = Annotated[Path, typer.Argument(help="The study directory.")]
+NameOpt = Annotated[
+    str | None,
+    typer.Option("--name", help="SAE folder under sae/ (default: study.toml's sae.default)."),
+]
+ReduceOpt = Annotated[
+    str | None,
+    typer.Option(
+        help="Per-item value: cls, max or mean over patches (default: study.toml's sae.reduce)."
+    ),
+]
+
+
+def _study(path: Path):  # -> Study
+    from vislens.study import Study
+
+    return Study.open(path)
+
+
+@sae_app.command("info")
+def info_command(
+    sae: Annotated[str, typer.Argument(help="Checkpoint directory, weight file or hub id.")],
+) -> None:
+    """Print what a checkpoint says about itself (format, architecture, sizes, hook layer)."""
+    import json
+
+    from vislens.sae.formats import load_sae
+
+    typer.echo(json.dumps(load_sae(sae).spec.to_dict(), indent=2, default=str))
+
+
+@sae_app.command("convert")
+def convert_command(
+    sae: Annotated[
+        str,
+        typer.Argument(help="Checkpoint directory, weight file or hub id (any supported format)."),
+    ],
+    out: Annotated[
+        Path, typer.Argument(help="Directory to write the SAELens-format checkpoint to.")
+    ],
+) -> None:
+    """Convert a ViT-Prisma / dictionary_learning / SAELens checkpoint to SAELens format."""
+    from vislens.sae.formats import load_sae, save_saelens
+
+    typer.echo(f"wrote {save_saelens(load_sae(sae), out)}")
+
+
+@sae_app.command("encode")
+def encode_command(
+    study: StudyArg,
+    sae: Annotated[
+        str | None,
+        typer.Option(
+            "--sae", help="Checkpoint directory, weight file or hub id; copied into sae/NAME/."
+        ),
+    ] = None,
+    name: NameOpt = None,
+    layer: Annotated[
+        int | None, typer.Option(help="Stored layer to encode (default: the SAE's hook layer).")
+    ] = None,
+    tokens: Annotated[
+        str,
+        typer.Option(
+            help="auto, cls, patches or all (auto: cls for CLS-only SAEs, else every stored token)."
+        ),
+    ] = "auto",
+    from_images: Annotated[
+        bool,
+        typer.Option(
+            "--from-images", help="Extract the SAE's layer from the study's images first."
+        ),
+    ] = False,
+    overwrite: Annotated[
+        bool, typer.Option(help="Replace existing codes written with other settings.")
+    ] = False,
+    allow_layer_mismatch: Annotated[
+        bool, typer.Option(help="Encode a layer other than the SAE's hook layer.")
+    ] = False,
+) -> None:
+    """Encode stored activations into sparse codes (sae/NAME/codes/), resumably."""
+    from vislens.sae.runs import encode_study
+
+    codes = encode_study(
+        _study(study), sae_ref=sae, name=name, layer=layer, tokens=tokens, from_images=from_images,
+        overwrite=overwrite, allow_layer_mismatch=allow_layer_mismatch,
+    )  # fmt: skip
+    typer.echo(
+        f"wrote codes for {codes.n_items} items × {codes.info.n_tokens} token(s) to {codes.dir}"
+    )
+
+
+@sae_app.command("topk")
+def topk_command(
+    study: StudyArg,
+    name: NameOpt = None,
+    k: Annotated[
+        int | None, typer.Option("--k", help="Items per feature (default: study.toml's sae.top_k).")
+    ] = None,
+    reduce: ReduceOpt = None,
+) -> None:
+    """Top-k items of every feature in one streaming pass → sae/NAME/topk.parquet."""
+    from vislens.sae.runs import topk_study
+
+    typer.echo(f"wrote {topk_study(_study(study), name=name, k=k, reduce=reduce)}")
+
+
+@sae_app.command("score")
+def score_command(
+    study: StudyArg,
+    name: NameOpt = None,
+    ratings: Annotated[
+        Path | None, typer.Option(help="CSV: item_id + one numeric column per rating.")
+    ] = None,
+    embeddings: Annotated[
+        Path | None,
+        typer.Option(
+            help="Parquet (item_id, embedding) to score MS with, instead of running --embedder."
+        ),
+    ] = None,
+    embedder: Annotated[
+        str | None,
+        typer.Option(help="Vision encoder for MS (default: study.toml's sae.embedder, DINOv2)."),
+    ] = None,
+    no_ms: Annotated[
+        bool,
+        typer.Option("--no-ms", help="Skip monosemanticity (correlations and tiers by r only)."),
+    ] = False,
+    top_n: Annotated[int | None, typer.Option(help="Items per feature for ms_topn.")] = None,
+    alpha: Annotated[float | None, typer.Option(help="FDR level for Benjamini–Hochberg.")] = None,
+    spearman: Annotated[
+        bool, typer.Option(help="Also compute Spearman rho with its own q-values.")
+    ] = False,
+    calibrated_tiers: Annotated[
+        bool, typer.Option(help="Use the data's mean+2σ / mean+1σ as MS tier thresholds.")
+    ] = False,
+    ms_high: Annotated[float, typer.Option(help="Tier 1 MS threshold.")] = 0.50,
+    ms_low: Annotated[float, typer.Option(help="Tier 2 MS threshold.")] = 0.35,
+    r_high: Annotated[float, typer.Option(help="Tier 1 |r| threshold.")] = 0.25,
+    r_low: Annotated[float, typer.Option(help="Tier 2 |r| threshold.")] = 0.15,
+    n_tier3: Annotated[int, typer.Option(help="Features in tier 3 (top remaining by MS).")] = 50,
+    reduce: ReduceOpt = None,
+) -> None:
+    """MS, correlations with ratings (+ BH q-values) and tiers for every feature → scores.parquet."""
+    from vislens.sae.runs import score_study
+
+    paths = score_study(
+        _study(study), name=name, ratings_path=ratings, embeddings_path=embeddings, embedder=embedder,
+        no_ms=no_ms, top_n=top_n, alpha=alpha, spearman=spearman, calibrated_tiers=calibrated_tiers,
+        thresholds={"ms_high": ms_high, "ms_low": ms_low, "r_high": r_high, "r_low": r_low, "n_tier3": n_tier3},
+        reduce=reduce,
+    )  # fmt: skip
+    for p in paths:
+        typer.echo(f"wrote {p}")
+
+
+@sae_app.command("train")
+def train_command(
+    study: StudyArg,
+    name: Annotated[str, typer.Option("--name", help="SAE folder under sae/ to write.")],
+    layer: Annotated[
+        int | None, typer.Option(help="Stored layer to train on (default: the last stored).")
+    ] = None,
+    tokens: Annotated[str, typer.Option(help="cls, patches or all stored tokens.")] = "all",
+    architecture: Annotated[str, typer.Option(help="topk or standard (ReLU + L1).")] = "topk",
+    d_sae: Annotated[int, typer.Option(help="Features (0: expansion-factor × d_in).")] = 0,
+    expansion_factor: Annotated[
+        int, typer.Option(help="d_sae = this × d_in when --d-sae is 0.")
+    ] = 16,
+    k: Annotated[int, typer.Option("--k", help="Active features per token (topk).")] = 32,
+    l1_coefficient: Annotated[float, typer.Option("--l1", help="L1 weight (standard).")] = 1e-3,
+    lr: Annotated[float, typer.Option(help="Adam learning rate.")] = 1e-3,
+    batch_size: Annotated[int, typer.Option(help="Tokens per step.")] = 1024,
+    steps: Annotated[int, typer.Option(help="Total optimizer steps.")] = 2000,
+    checkpoint_every: Annotated[int, typer.Option(help="Steps between checkpoints.")] = 500,
+    normalize: Annotated[
+        str, typer.Option(help="none, layer_norm or constant_norm_rescale.")
+    ] = "none",
+    seed: Annotated[int, typer.Option(help="Seed of initialisation and data order.")] = 0,
+    resume: Annotated[
+        bool, typer.Option(help="Continue from sae/NAME/checkpoint if present.")
+    ] = True,
+) -> None:
+    """Train a TopK or ReLU+L1 SAE on stored activations; saved in SAELens format, resumable."""
+    from vislens.errors import InputError
+    from vislens.sae.runs import train_study
+
+    if architecture not in ("topk", "standard"):
+        raise InputError(f"--architecture must be topk or standard (got '{architecture}')")
+    _, m = train_study(
+        _study(study), name=name, layer=layer, tokens=tokens, resume=resume, architecture=architecture,
+        d_sae=d_sae, expansion_factor=expansion_factor, k=k, l1_coefficient=l1_coefficient, lr=lr,
+        batch_size=batch_size, n_steps=steps, checkpoint_every=checkpoint_every,
+        normalize_activations=normalize, seed=seed,
+    )  # fmt: skip
+    typer.echo(
+        f"explained variance {m.explained_variance:.4f}, MSE {m.mse:.4g}, L0 {m.l0:.1f}, dead {m.dead_fraction:.1%}"
+    )
+
+
+@sae_app.command("eval")
+def eval_command(
+    study: StudyArg,
+    name: NameOpt = None,
+    layer: Annotated[
+        int | None, typer.Option(help="Stored layer (default: the SAE's hook layer).")
+    ] = None,
+    tokens: Annotated[str, typer.Option(help="auto, cls, patches or all.")] = "auto",
+) -> None:
+    """Explained variance, MSE, L0 and dead fraction on the stored activations → metrics.json."""
+    from vislens.sae.runs import eval_study
+
+    m = eval_study(_study(study), name=name, layer=layer, tokens=tokens)
+    typer.echo(
+        f"explained variance {m.explained_variance:.4f}, MSE {m.mse:.4g}, L0 {m.l0:.1f}, dead {m.dead_fraction:.1%}"
+    )
+
+
+@sae_app.command("heatmap")
+def heatmap_command(
+    study: StudyArg,
+    feature: Annotated[int, typer.Option(help="Feature index.")],
+    item: Annotated[
+        list[str],
+        typer.Option(help="Item id (repeat for several); default: the feature's top-k items."),
+    ] = [],  # noqa: B006
+    name: NameOpt = None,
+    out: Annotated[
+        Path | None, typer.Option(help="Write a .json (or .npy) file instead of printing.")
+    ] = None,
+) -> None:
+    """Per-patch (grid-shaped) activations of one feature on some items."""
+    import json
+
+    import numpy as np
+
+    from vislens.io import atomic_path, write_json_atomic
+    from vislens.sae.inspect import feature_heatmaps
+    from vislens.sae.runs import open_codes
+
+    codes = open_codes(_study(study), name)
+    ids = list(item)
+    if not ids:
+        import pandas as pd
+
+        top_path = codes.dir.parent / "topk.parquet"
+        if not top_path.is_file():
+            from vislens.errors import InputError
+
+            raise InputError(f"{top_path}: missing — pass --item, or run `vislens sae topk` first")
+        top = pd.read_parquet(top_path)
+        ids = top[top["feature"] == feature].sort_values("rank")["item_id"].tolist()
+        if not ids:
+            from vislens.errors import InputError
+
+            raise InputError(
+                f"{top_path}: feature {feature} is active on no item; pass --item to see its (empty) map"
+            )
+    maps = feature_heatmaps(codes, [codes.item_index_of(i) for i in ids], feature)
+    doc = {"feature": feature, "grid_h": codes.info.grid_h, "grid_w": codes.info.grid_w,
+           "items": [{"item_id": i, "heatmap": m.tolist()} for i, m in zip(ids, maps, strict=True)]}  # fmt: skip
+    if out is None:
+        typer.echo(json.dumps(doc))
+    elif out.suffix == ".npy":
+        with atomic_path(out) as tmp, open(tmp, "wb") as fh:
+            np.save(fh, maps)
+        typer.echo(f"wrote {out}")
+    else:
+        write_json_atomic(out, doc)
+        typer.echo(f"wrote {out}")
+
+
+@sae_app.command("export")
+def export_command(
+    study: StudyArg,
+    item: Annotated[str, typer.Option(help="Item id.")],
+    name: NameOpt = None,
+    top_n: Annotated[int, typer.Option(help="Top features listed per token.")] = 20,
+    out: Annotated[
+        Path | None, typer.Option(help="Write the JSON here instead of printing it.")
+    ] = None,
+) -> None:
+    """One item's codes as sparse JSON (seed 001's SAEFeatureResult shape, plus per-patch records)."""
+    import json
+
+    from vislens.io import write_json_atomic
+    from vislens.sae.inspect import export_item
+    from vislens.sae.runs import open_codes
+
+    doc = export_item(open_codes(_study(study), name), item, top_n=top_n)
+    if out is None:
+        typer.echo(json.dumps(doc))
+    else:
+        write_json_atomic(out, doc)
+        typer.echo(f"wrote {out}")
 
 
 def register(app: typer.Typer) -> None:
-    """Add this stage's commands to the vislens app (none yet)."""
+    """Add ``vislens sae …`` to the vislens app."""
+    app.add_typer(sae_app, name="sae")
