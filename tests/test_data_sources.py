@@ -79,9 +79,9 @@ def test_missing_and_corrupt_images_name_the_item(tmp_path):
     (tmp_path / "m.csv").write_text("id,path\nok,good.png\nbroken,bad.png\n")
     _png(tmp_path / "good.png")
     recs = ManifestSource(tmp_path / "m.csv").records()
-    with pytest.raises(InputError, match="item 'broken'.*not a readable image"):
+    with pytest.raises(InputError, match=r"item 'broken'.*not a readable image"):
         load_image(recs[1])
-    with pytest.raises(InputError, match="item 'gone'.*file not found"):
+    with pytest.raises(InputError, match=r"item 'gone'.*file not found"):
         load_image(ImageRecord("gone", str(tmp_path / "gone.png")))
     with pytest.raises(InputError, match="'broken'"):
         build_image_table(ManifestSource(tmp_path / "m.csv"))
@@ -98,7 +98,7 @@ def test_url_without_answer_is_a_clear_error_not_a_hang(tmp_path):
     t.start()
     try:
         rec = ImageRecord("remote", f"http://127.0.0.1:{port}/x.png")
-        with pytest.raises(InputError, match="item 'remote'.*could not fetch"):
+        with pytest.raises(InputError, match=r"item 'remote'.*could not fetch"):
             load_image(rec, url_timeout_s=0.5)
     finally:
         srv.close()

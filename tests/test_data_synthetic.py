@@ -11,7 +11,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from vislens.data.synthetic import COLORS, WorldSpec, caption_for, generate_grid_world, read_annotations, sample_scene
+from vislens.data.synthetic import (
+    COLORS,
+    WorldSpec,
+    caption_for,
+    generate_grid_world,
+    read_annotations,
+    sample_scene,
+)
 from vislens.errors import InputError
 
 

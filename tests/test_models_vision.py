@@ -70,7 +70,7 @@ def test_layer_out_of_range(encoder):
 def test_unknown_model_id_and_bad_dirs(tmp_path):
     with pytest.raises(ModelError, match="not fetchable"):
         load_vision_encoder("no-such-org/no-such-model")
-    with pytest.raises(ModelError, match="no config.json"):
+    with pytest.raises(ModelError, match=r"no config.json"):
         load_vision_encoder(str(tmp_path))
     (tmp_path / "config.json").write_text('{"model_type": "bert"}')
     with pytest.raises(ModelError, match="not a supported vision encoder"):

@@ -62,7 +62,7 @@ def test_other_settings_need_overwrite(tmp_path):
     info, ids = _info(6, 3)
     ActivationWriter(tmp_path, info, ids)
     other, _ = _info(6, 2)
-    with pytest.raises(InputError, match="shard_size.*--overwrite"):
+    with pytest.raises(InputError, match=r"shard_size.*--overwrite"):
         ActivationWriter(tmp_path, other, ids)
     writer = ActivationWriter(tmp_path, other, ids, overwrite=True)
     assert writer.pending_shards() == [0, 1, 2]

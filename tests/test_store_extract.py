@@ -120,7 +120,7 @@ def test_corrupt_image_mid_run_names_it_and_leaves_only_whole_shards(tmp_path, t
         Image.open(world / "images" / f"img_{i + 1:05d}.png").save(images / f"{i}.png")
     study = init_study(tmp_path / "s", images=str(images), model=str(tiny_vision("vit")), layers=[1], tokens="cls")
     (images / "5.png").write_bytes((images / "5.png").read_bytes()[:200])  # truncated after indexing
-    with pytest.raises(InputError, match="item '5.png'"):
+    with pytest.raises(InputError, match=r"item '5.png'"):
         extract(study, shard_size=3, batch_size=3)
     store = ActivationStore.open(study.activations_dir)
     assert store.complete_shards == [0]
@@ -138,7 +138,7 @@ def test_bad_inputs_write_nothing(tmp_path, tiny_vision, world):
         init_study(tmp_path / "b", images=str(tmp_path / "empty"))
     assert not (tmp_path / "b").exists()
     study = init_study(tmp_path / "c", images=str(world))
-    with pytest.raises(ConfigError, match="model.name_or_path"):
+    with pytest.raises(ConfigError, match=r"model.name_or_path"):
         extract(study)
     study.config.model.name_or_path = str(tiny_vision("clip"))
     from vislens.errors import ModelError
