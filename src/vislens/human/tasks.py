@@ -114,8 +114,9 @@ def cards_from_sae(
     study: Any, sae_name: str, *, n_images: int = 9, features: list[int] | None = None
 ) -> list[dict[str, Any]]:
     """Feature cards straight from an SAE run: top images from ``sae/<name>/topk.parquet``
-    (their files from images.parquet) and labels from ``sae/<name>/labels.json`` if present.
-    Heatmaps are not drawn from SAE runs yet; use a features JSON for those."""
+    (their files from images.parquet), labels from ``sae/<name>/labels.json`` if present, and
+    — when the run's codes hold every patch — one heatmap overlay per image, written to
+    ``sae/<name>/heatmaps/``."""
     import pandas as pd
 
     from vislens.data.table import read_image_table
@@ -132,18 +133,37 @@ def cards_from_sae(
     if labels_path.is_file():
         labels = {int(f["feature"]): str(f.get("label", "")) for f in read_json(labels_path).get("features", [])}
     wanted = sorted(set(topk["feature"])) if features is None else features
+    codes = _patch_codes(sae_dir)
     cards = []
     for feat in wanted:
         rows = topk[topk["feature"] == feat].sort_values("rank").head(n_images)
         if rows.empty:
             raise InputError(f"{topk_path}: feature {feat} has no top items")
-        cards.append({
-            "feature_id": str(feat),
-            "label": labels.get(int(feat), ""),
-            "images": [str(sources[i]) for i in rows["item_id"]],
-            "heatmaps": [],
-        })
+        images = [str(sources[i]) for i in rows["item_id"]]
+        heatmaps: list[str] = []
+        if codes is not None:
+            from vislens.sae.inspect import feature_heatmap
+            from vislens.viz.heatmap import save_overlay
+
+            for item_index, image in zip(rows["item_index"], images, strict=True):
+                grid = feature_heatmap(codes, int(item_index), int(feat))
+                out = sae_dir / "heatmaps" / f"f{int(feat):06d}_i{int(item_index):08d}.png"
+                heatmaps.append(str(save_overlay(Path(image), grid, out)))
+        cards.append({"feature_id": str(feat), "label": labels.get(int(feat), ""),
+                      "images": images, "heatmaps": heatmaps})
     return cards
+
+
+def _patch_codes(sae_dir: Path) -> Any:
+    """The run's code store when it holds every patch token (so heatmaps exist), else None."""
+    from vislens.sae.runs import CODES_DIR
+    from vislens.store.codes import CodesStore
+
+    if not (sae_dir / CODES_DIR).is_dir():
+        return None
+    codes = CodesStore.open(sae_dir / CODES_DIR)
+    n_patches = codes.info.n_tokens - codes.info.n_prefix_tokens
+    return codes if n_patches == codes.info.grid_h * codes.info.grid_w > 1 else None
 
 
 def create_rating_task_from_sae(
