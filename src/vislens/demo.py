@@ -27,7 +27,8 @@ class DemoQA:
 
 
 def _questions(objects: list[dict]) -> list[tuple[str, str]]:
-    """Presence, absence and a named-cell question with their true answers."""
+    """Presence, absence and named-cell questions, phrased as the toy was trained, with their
+    true answers."""
     first = objects[0]
     present = {(o["color"], o["shape"]) for o in objects}
     absent = next((c, s) for c in ("red", "green", "blue", "yellow", "purple", "orange")
@@ -35,7 +36,8 @@ def _questions(objects: list[dict]) -> list[tuple[str, str]]:
     return [
         (f"is there a {first['color']} {first['shape']}?", "yes"),
         (f"is there a {absent[0]} {absent[1]}?", "no"),
-        (f"what is in row {first['r']}, column {first['c']}?", f"{first['color']} {first['shape']}"),
+        (f"what color is the shape in row {first['r']}, column {first['c']}?", first["color"]),
+        (f"what shape is in row {first['r']}, column {first['c']}?", first["shape"]),
     ]
 
 
@@ -90,7 +92,7 @@ def demo_command(
                + (f" ({ips} images/s)" if ips else " (already extracted)"))
     for qa in summary["questions"]:  # type: ignore[attr-defined]
         mark = "ok " if qa["correct"] else "NO "
-        typer.echo(f"  {mark} {qa['question']:<40} -> {qa['answer']!r} (truth: {qa['truth']})")
+        typer.echo(f"  {mark} {qa['question']:<48} -> {qa['answer']!r} (truth: {qa['truth']})")
     typer.echo(f"summary: {Path(str(summary['study'])) / 'reports' / 'demo.json'}")
 
 
