@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -31,15 +32,15 @@ def question_for_mode(mode: str) -> str:
 
 
 @dataclass(frozen=True)
-class Kind:
+class Kind(ABC):
     """How one kind of task checks and interprets values."""
 
     name: str
     labels: tuple[str, ...] = field(default_factory=tuple)
 
+    @abstractmethod
     def validate(self, value: Any, item: dict[str, Any], where: str) -> Any:
         """The value in canonical form, or an InputError naming ``where``."""
-        raise NotImplementedError
 
     def is_done(self, value: Any) -> bool:
         """Whether the item counts as annotated (for progress "n / N")."""

@@ -8,6 +8,7 @@ normalisation.
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
 
 import torch
@@ -55,7 +56,7 @@ def normalize_out(x: Tensor, state: NormState) -> Tensor:
     return x
 
 
-class BaseSAE(nn.Module):
+class BaseSAE(nn.Module, ABC):
     """Weights ``W_enc [d_in, d_sae]``, ``b_enc [d_sae]``, ``W_dec [d_sae, d_in]``, ``b_dec [d_in]``.
 
     Subclasses implement ``activation(hidden_pre)``. All methods accept any leading shape.
@@ -89,8 +90,9 @@ class BaseSAE(nn.Module):
         self.b_enc.zero_()
         self.b_dec.zero_()
 
+    @abstractmethod
     def activation(self, hidden_pre: Tensor) -> Tensor:
-        raise NotImplementedError
+        """The architecture's nonlinearity applied to ``x @ W_enc + b_enc``."""
 
     def encode_pre(
         self, x: Float[Tensor, "*b d_in"]
