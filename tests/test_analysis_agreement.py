@@ -35,10 +35,18 @@ def test_binary_pair_matches_libraries(seed: int) -> None:
     assert rep["pearson_r"] == pytest.approx(stats.pearsonr(a, b).statistic)
     assert rep["pearson_p"] == pytest.approx(stats.pearsonr(a, b).pvalue)
     assert rep["spearman_r"] == pytest.approx(stats.spearmanr(a, b).statistic)
-    ci = stats.bootstrap((np.array(a, float), np.array(b, float)),
-                         lambda x, y: stats.pearsonr(x, y).statistic, paired=True, vectorized=False,
-                         n_resamples=300, method="percentile", random_state=np.random.default_rng(seed))
-    assert rep["pearson_ci"] == pytest.approx([ci.confidence_interval.low, ci.confidence_interval.high])
+    ci = stats.bootstrap(
+        (np.array(a, float), np.array(b, float)),
+        lambda x, y: stats.pearsonr(x, y).statistic,
+        paired=True,
+        vectorized=False,
+        n_resamples=300,
+        method="percentile",
+        random_state=np.random.default_rng(seed),
+    )
+    assert rep["pearson_ci"] == pytest.approx(
+        [ci.confidence_interval.low, ci.confidence_interval.high]
+    )
     assert rep["pearson_ci"][0] <= rep["pearson_r"] <= rep["pearson_ci"][1]
 
 
@@ -56,21 +64,31 @@ def test_multiclass_pair_matches_libraries() -> None:
 def test_many_raters_match_statsmodels_and_krippendorff() -> None:
     rng = np.random.default_rng(3)
     truth = rng.integers(0, 3, 60)
-    data = np.array([[t if rng.random() < 0.75 else rng.integers(0, 3) for t in truth] for _ in range(5)])
+    data = np.array(
+        [[t if rng.random() < 0.75 else rng.integers(0, 3) for t in truth] for _ in range(5)]
+    )
     wide = pd.DataFrame(data.T, columns=[f"r{i}" for i in range(5)])
     table, _ = inter_rater.aggregate_raters(data.T)
     assert ag.fleiss_kappa(wide)["fleiss_kappa"] == pytest.approx(inter_rater.fleiss_kappa(table))
     with_missing = wide.astype(float)
     with_missing.iloc[rng.integers(0, 60, 30), rng.integers(0, 5, 30)] = np.nan
-    expected = krippendorff.alpha(reliability_data=with_missing.to_numpy().T, level_of_measurement="nominal")
+    expected = krippendorff.alpha(
+        reliability_data=with_missing.to_numpy().T, level_of_measurement="nominal"
+    )
     got = ag.krippendorff_alpha(with_missing)["krippendorff_alpha"]
     assert got == pytest.approx(expected)
     assert ag.fleiss_kappa(with_missing)["n_items"] == int(with_missing.notna().all(axis=1).sum())
 
 
 @settings(max_examples=60, deadline=None)
-@given(st.lists(st.lists(st.sampled_from(["a", "b", "c", None]), min_size=3, max_size=3), min_size=1, max_size=20),
-       st.sampled_from([0.5, 0.6, 1.0]))
+@given(
+    st.lists(
+        st.lists(st.sampled_from(["a", "b", "c", None]), min_size=3, max_size=3),
+        min_size=1,
+        max_size=20,
+    ),
+    st.sampled_from([0.5, 0.6, 1.0]),
+)
 def test_majority_vote_property(rows: list[list[str | None]], threshold: float) -> None:
     wide = pd.DataFrame(rows, columns=["x", "y", "z"])
     winners, dropped = ag.majority_vote(wide, threshold)
@@ -98,7 +116,9 @@ def test_degenerate_cases_are_undefined_with_reasons() -> None:
     empty = ag.pair_agreement([], [], labels=[0, 1])
     assert empty["n"] == 0 and "no items in common" in empty["undefined"]["accuracy"]
     one_rater = ag.fleiss_kappa(pd.DataFrame({"r": [1, 0]}))
-    assert one_rater["fleiss_kappa"] is None and "two raters" in one_rater["undefined"]["fleiss_kappa"]
+    assert (
+        one_rater["fleiss_kappa"] is None and "two raters" in one_rater["undefined"]["fleiss_kappa"]
+    )
     constant = ag.krippendorff_alpha(pd.DataFrame({"r1": [1, 1], "r2": [1, 1]}))
     assert constant["krippendorff_alpha"] is None and constant["undefined"]["krippendorff_alpha"]
 
@@ -118,8 +138,11 @@ def test_per_group_and_disagreements() -> None:
 
 
 def _seed002_files(tmp_path: Path) -> tuple[Path, Path]:
-    return write_seed002_pair(tmp_path, "12-gemmascope-res-65k__l0-21_human_labels_formatting.json",
-                              "12-gemmascope-res-65k__l0-21_formatting_classified_deepseek-v3-0324.json")
+    return write_seed002_pair(
+        tmp_path,
+        "12-gemmascope-res-65k__l0-21_human_labels_formatting.json",
+        "12-gemmascope-res-65k__l0-21_formatting_classified_deepseek-v3-0324.json",
+    )
 
 
 def test_seed002_example_reproduced_from_label_files(tmp_path: Path) -> None:
@@ -133,12 +156,30 @@ def test_seed002_example_reproduced_from_label_files(tmp_path: Path) -> None:
     assert m_path.name == f"{hp.stem}_vs_{mp.stem}_metrics.json"
     assert csv_path.name == f"{hp.stem}_vs_{mp.stem}_merged.csv"
     on_disk = json.loads(m_path.read_text())
-    for key in ("timestamp", "model_name", "samples", "accuracy", "tp", "tn", "fp", "fn", "phi",
-                "human_labels", "model_classifications", "join_key"):
+    for key in (
+        "timestamp",
+        "model_name",
+        "samples",
+        "accuracy",
+        "tp",
+        "tn",
+        "fp",
+        "fn",
+        "phi",
+        "human_labels",
+        "model_classifications",
+        "join_key",
+    ):
         assert key in on_disk
     assert on_disk["model_name"] == mp.stem
     merged = pd.read_csv(csv_path)
-    assert list(merged.columns) == ["feature_index", "label_human", "label_model", "y_true", "y_pred"]
+    assert list(merged.columns) == [
+        "feature_index",
+        "label_human",
+        "label_model",
+        "y_true",
+        "y_pred",
+    ]
     assert len(on_disk["disagreements"]) == 30
 
 
@@ -148,10 +189,25 @@ def test_agree_labels_cli(tmp_path: Path) -> None:
     from vislens.cli import app
 
     hp, mp = _seed002_files(tmp_path)
-    res = CliRunner().invoke(app, ["agree", "labels", str(hp), str(mp), "--out-dir", str(tmp_path / "m"),
-                                   "--n-resamples", "100"])
+    res = CliRunner().invoke(
+        app,
+        [
+            "agree",
+            "labels",
+            str(hp),
+            str(mp),
+            "--out-dir",
+            str(tmp_path / "m"),
+            "--n-resamples",
+            "100",
+        ],
+    )
     assert res.exit_code == 0, res.output
-    assert "accuracy 0.900" in res.output and "TP=69 TN=201 FP=5 FN=25" in res.output and "phi 0.764" in res.output
+    assert (
+        "accuracy 0.900" in res.output
+        and "TP=69 TN=201 FP=5 FN=25" in res.output
+        and "phi 0.764" in res.output
+    )
 
 
 def test_label_outside_label_set_names_file_and_record(tmp_path: Path) -> None:

@@ -21,10 +21,21 @@ from vislens.store.annotations import AnnotationStore
 N = 60
 
 
-def _latentlens_files(tmp_path: Path, rng: np.random.Generator) -> tuple[Path, list[Path], Path, dict[str, int]]:
-    instances = [{"id": f"m{i % 3}_{i:05d}_patch0", "instance_id": f"{i:05d}_patch0", "model": f"m{i % 3}",
-                  "image_url": "x.png", "patch_row": 1, "patch_col": 1, "candidates": [["w one", "w"], ["v two", "v"]]}
-                 for i in range(N)]
+def _latentlens_files(
+    tmp_path: Path, rng: np.random.Generator
+) -> tuple[Path, list[Path], Path, dict[str, int]]:
+    instances = [
+        {
+            "id": f"m{i % 3}_{i:05d}_patch0",
+            "instance_id": f"{i:05d}_patch0",
+            "model": f"m{i % 3}",
+            "image_url": "x.png",
+            "patch_row": 1,
+            "patch_col": 1,
+            "candidates": [["w one", "w"], ["v two", "v"]],
+        }
+        for i in range(N)
+    ]
     (tmp_path / "data.json").write_text(json.dumps(instances))
     truth = rng.integers(0, 2, N)
     votes: dict[str, list[int]] = {}
@@ -34,17 +45,38 @@ def _latentlens_files(tmp_path: Path, rng: np.random.Generator) -> tuple[Path, l
         for i, inst in enumerate(instances):
             says = int(truth[i]) if rng.random() < 0.8 else 1 - int(truth[i])
             votes.setdefault(inst["id"], []).append(says)
-            results.append({"instanceId": inst["id"], "noneSelected": not says, "timestamp": "2025-01-01T00:00:00Z",
-                            "selectedWords": [{"word": "w one", "relation": "concrete"}] if says else []})
+            results.append(
+                {
+                    "instanceId": inst["id"],
+                    "noneSelected": not says,
+                    "timestamp": "2025-01-01T00:00:00Z",
+                    "selectedWords": [{"word": "w one", "relation": "concrete"}] if says else [],
+                }
+            )
         p = tmp_path / f"evaluation_{user}_s.json"
         p.write_text(json.dumps({"userId": user, "sessionId": "s", "results": results}))
         paths.append(p)
-    judge = {inst["id"]: int(truth[i]) if rng.random() < 0.85 else 1 - int(truth[i]) for i, inst in enumerate(instances)}
-    llm = {"results": [{"instance_id": inst["instance_id"], "gpt_response": {"interpretable": bool(judge[inst["id"]])}}
-                       for inst in instances]}
+    judge = {
+        inst["id"]: int(truth[i]) if rng.random() < 0.85 else 1 - int(truth[i])
+        for i, inst in enumerate(instances)
+    }
+    llm = {
+        "results": [
+            {
+                "instance_id": inst["instance_id"],
+                "gpt_response": {"interpretable": bool(judge[inst["id"]])},
+            }
+            for inst in instances
+        ]
+    }
     (tmp_path / "llm.json").write_text(json.dumps(llm))
     majority = {k: int(np.mean(v) >= 0.5) for k, v in votes.items()}
-    return tmp_path / "data.json", paths, tmp_path / "llm.json", {"judge": judge, "majority": majority}  # type: ignore[dict-item]
+    return (
+        tmp_path / "data.json",
+        paths,
+        tmp_path / "llm.json",
+        {"judge": judge, "majority": majority},
+    )  # type: ignore[dict-item]
 
 
 def test_latentlens_correlation_matches_libraries(tmp_path: Path) -> None:
@@ -53,7 +85,16 @@ def test_latentlens_correlation_matches_libraries(tmp_path: Path) -> None:
     rep = latentlens_correlation(data, evals, llm, out, threshold=0.5, n_resamples=200)
     on_disk = json.loads(out.read_text())
     c = on_disk["interpretability_correlation"]
-    for key in ("n", "pearson_r", "pearson_p", "spearman_r", "spearman_p", "cohens_kappa", "accuracy", "per_model"):
+    for key in (
+        "n",
+        "pearson_r",
+        "pearson_p",
+        "spearman_r",
+        "spearman_p",
+        "cohens_kappa",
+        "accuracy",
+        "per_model",
+    ):
         assert key in c
     ids = sorted(truth["majority"])
     h = [truth["majority"][i] for i in ids]
@@ -65,11 +106,18 @@ def test_latentlens_correlation_matches_libraries(tmp_path: Path) -> None:
     for model, sub in c["per_model"].items():
         sel = [k for k, i in enumerate(ids) if i.startswith(model + "_")]
         assert sub["n"] == len(sel)
-        assert sub["cohens_kappa"] == pytest.approx(metrics.cohen_kappa_score([h[k] for k in sel], [j[k] for k in sel]))
+        assert sub["cohens_kappa"] == pytest.approx(
+            metrics.cohen_kappa_score([h[k] for k in sel], [j[k] for k in sel])
+        )
     assert set(on_disk["inter_annotator"]["pairwise"]) == {"A vs B", "A vs C", "B vs C"}
     # a stricter majority changes which items count as interpretable
-    strict = latentlens_correlation(data, evals, llm, tmp_path / "strict.json", threshold=1.0, n_resamples=50)
-    assert strict["interpretability_correlation"]["accuracy"] != c["accuracy"] or strict["disagreements"] != rep["disagreements"]
+    strict = latentlens_correlation(
+        data, evals, llm, tmp_path / "strict.json", threshold=1.0, n_resamples=50
+    )
+    assert (
+        strict["interpretability_correlation"]["accuracy"] != c["accuracy"]
+        or strict["disagreements"] != rep["disagreements"]
+    )
 
 
 def test_agree_latentlens_cli(tmp_path: Path) -> None:
@@ -77,8 +125,21 @@ def test_agree_latentlens_cli(tmp_path: Path) -> None:
 
     data, evals, llm, _ = _latentlens_files(tmp_path, np.random.default_rng(2))
     out = tmp_path / "corr.json"
-    res = CliRunner().invoke(app, ["agree", "latentlens", str(data), *map(str, evals), "--llm", str(llm),
-                                   "-o", str(out), "--n-resamples", "50"])
+    res = CliRunner().invoke(
+        app,
+        [
+            "agree",
+            "latentlens",
+            str(data),
+            *map(str, evals),
+            "--llm",
+            str(llm),
+            "-o",
+            str(out),
+            "--n-resamples",
+            "50",
+        ],
+    )
     assert res.exit_code == 0, res.output
     assert json.loads(out.read_text())["interpretability_correlation"]["n"] == N
 
@@ -98,7 +159,9 @@ def test_task_agreement_humans_and_judge(tmp_path: Path) -> None:
             v = str(truth[pos]) if rng.random() < 0.8 else flip[str(truth[pos])]
             votes.setdefault(str(pos), []).append(v)
             s.act(ann, "label", s.item(position=pos), v)
-    judge = {str(p): str(truth[p]) if rng.random() < 0.9 else flip[str(truth[p])] for p in range(40)}
+    judge = {
+        str(p): str(truth[p]) if rng.random() < 0.9 else flip[str(truth[p])] for p in range(40)
+    }
     for p in range(40):
         store.set_verdict("t", s.item(position=p).id, "llm", judge[str(p)])
     rep = task_agreement(store, "t", judge="llm", threshold=0.75, n_resamples=100)
@@ -112,7 +175,9 @@ def test_task_agreement_humans_and_judge(tmp_path: Path) -> None:
     keys = sorted(majority)
     m = rep["majority_vs_judge"]
     assert m["n"] == len(keys)
-    assert m["cohens_kappa"] == pytest.approx(metrics.cohen_kappa_score([majority[k] for k in keys], [judge[k] for k in keys]))
+    assert m["cohens_kappa"] == pytest.approx(
+        metrics.cohen_kappa_score([majority[k] for k in keys], [judge[k] for k in keys])
+    )
     assert m["tp"] == sum(majority[k] == "related" and judge[k] == "related" for k in keys)
     from statsmodels.stats import inter_rater
 
@@ -141,13 +206,18 @@ def test_rating_task_is_ordinal_and_groups_compare(tmp_path: Path) -> None:
             coh = answers[int(rng.integers(0, 3))]
             given.setdefault(name, []).append(answers.index(coh))
             s.act(ann, "label", s.item(position=pos), {"coherent": coh, "label": "yes"})
-    rep = task_agreement(store, "r", field="coherent", raters_a=["a", "b"], raters_b=["c", "d"], n_resamples=50)
+    rep = task_agreement(
+        store, "r", field="coherent", raters_a=["a", "b"], raters_b=["c", "d"], n_resamples=50
+    )
     data = np.array([given[n] for n in ("a", "b", "c", "d")], dtype=float)
     expected = krippendorff.alpha(reliability_data=data, level_of_measurement="ordinal")
     assert rep["krippendorff"]["level"] == "ordinal"
     assert rep["krippendorff"]["krippendorff_alpha"] == pytest.approx(expected)
     g = rep["groups"]
-    assert g["a"] == ["a", "b"] and g["agreement"]["n"] + len(set(g["no_majority_a"]) | set(g["no_majority_b"])) >= 1
+    assert (
+        g["a"] == ["a", "b"]
+        and g["agreement"]["n"] + len(set(g["no_majority_a"]) | set(g["no_majority_b"])) >= 1
+    )
     with pytest.raises(Exception, match="no labels from zed"):
         task_agreement(store, "r", raters_a=["a"], raters_b=["zed"])
 

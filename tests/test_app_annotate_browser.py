@@ -15,28 +15,54 @@ from vislens.store.annotations import AnnotationStore
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
-XSS = "<script>window.__pwned = 1</script><img src=x onerror=\"window.__pwned = 2\">"
+XSS = '<script>window.__pwned = 1</script><img src=x onerror="window.__pwned = 2">'
 
 
 @pytest.fixture()
 def study_dir(tmp_path: Path) -> Path:
     study = make_study(tmp_path / "study")
     store = AnnotationStore.for_study(study)
-    create_binary_task(store, write_export(tmp_path / "exp.json", 40), n=10, seed=42, name="feat", mode="formatting")
-    create_binary_task(store, write_export(tmp_path / "xss.json", 1, special={0: XSS}), n=1, name="xss")
+    create_binary_task(
+        store,
+        write_export(tmp_path / "exp.json", 40),
+        n=10,
+        seed=42,
+        name="feat",
+        mode="formatting",
+    )
+    create_binary_task(
+        store, write_export(tmp_path / "xss.json", 1, special={0: XSS}), n=1, name="xss"
+    )
     # A patch task over the synthetic grid world (local images, 10 x 10 grid).
     world = tmp_path / "world"
     generate_grid_world(world, 2, 0)
     images = sorted((world / "images").glob("*.png"))
     instances = [
-        {"id": f"inst{i}", "image_path": str(images[i]), "patch_row": 3, "patch_col": 4 + i, "grid": 10,
-         "model": "toy", "candidates": [["a red circle", "red"], ["blue sky", "blue"], ["<b>bold</b> text", "<b>"]]}
+        {
+            "id": f"inst{i}",
+            "image_path": str(images[i]),
+            "patch_row": 3,
+            "patch_col": 4 + i,
+            "grid": 10,
+            "model": "toy",
+            "candidates": [
+                ["a red circle", "red"],
+                ["blue sky", "blue"],
+                ["<b>bold</b> text", "<b>"],
+            ],
+        }
         for i in range(2)
     ]
     (tmp_path / "data.json").write_text(json.dumps(instances))
     create_patch_task(store, tmp_path / "data.json", name="patches")
-    cards = [{"feature_id": "f7", "label": "red things", "images": [str(p) for p in images],
-              "heatmaps": [str(p) for p in images]}]
+    cards = [
+        {
+            "feature_id": "f7",
+            "label": "red things",
+            "images": [str(p) for p in images],
+            "heatmaps": [str(p) for p in images],
+        }
+    ]
     (tmp_path / "cards.json").write_text(json.dumps(cards))
     create_rating_task(store, tmp_path / "cards.json", name="ratings")
     store.close()
@@ -125,7 +151,9 @@ def test_patch_and_rating_pages(study_dir: Path) -> None:
         page = browser.new_page()
         page.goto(f"{server.url}/annotate/patches?annotator=carol")
         expect(page.locator("#ann-item-no")).to_have_text("Item 1 / 2")
-        assert page.locator("#ann-candidates").inner_text().count("<b>") == 2  # word and sentence as text
+        assert (
+            page.locator("#ann-candidates").inner_text().count("<b>") == 2
+        )  # word and sentence as text
         page.keyboard.press("1")  # word 1 as concrete
         page.keyboard.press("w")  # word 2 as abstract
         expect(page.locator("button.vl-on")).to_have_count(2)
@@ -136,8 +164,13 @@ def test_patch_and_rating_pages(study_dir: Path) -> None:
         page.keyboard.press("0")  # none of these → done
         expect(page.locator("#ann-done")).to_be_visible()
         labels = _labels(study_dir, "patches")
-        assert labels["inst0"] == {"words": [{"word": "a red circle", "relation": "concrete"},
-                                             {"word": "blue sky", "relation": "abstract"}], "none": False}
+        assert labels["inst0"] == {
+            "words": [
+                {"word": "a red circle", "relation": "concrete"},
+                {"word": "blue sky", "relation": "abstract"},
+            ],
+            "none": False,
+        }
         assert labels["inst1"] == {"words": [], "none": True}
 
         page.goto(f"{server.url}/annotate/ratings?annotator=carol")
@@ -164,7 +197,9 @@ def test_fast_key_presses_keep_their_order_and_stale_tabs_save_nothing(study_dir
         page.keyboard.press("b")
         expect(page.locator("#ann-count")).to_have_text("5 / 10")
         expect(page.locator("#ann-item-no")).to_have_text("Item 5 / 10")
-        expected = {str(i): ("related" if k == "1" else "not-related") for i, k in enumerate("12121")}
+        expected = {
+            str(i): ("related" if k == "1" else "not-related") for i, k in enumerate("12121")
+        }
         assert _labels(study_dir, "feat") == expected  # one label per item, in press order
 
         stale = browser.new_page()  # a second tab of the same annotator

@@ -24,7 +24,9 @@ def study(tmp_path: Path) -> Study:
     from PIL import Image
 
     Image.new("RGB", (8, 8), "red").save(img)
-    (tmp_path / "cards.json").write_text(json.dumps([{"feature_id": 3, "label": "red", "images": ["img.png"]}]))
+    (tmp_path / "cards.json").write_text(
+        json.dumps([{"feature_id": 3, "label": "red", "images": ["img.png"]}])
+    )
     create_rating_task(store, tmp_path / "cards.json", name="r")
     store.close()
     return st
@@ -36,10 +38,22 @@ def test_label_flow_over_http(study: Study) -> None:
     assert {t["name"] for t in tasks} == {"t", "r"}
     state = client.get("/api/v1/tasks/t/state?annotator=ann").json
     assert state["position"] == 0 and state["n_items"] == 4 and state["item"]["description"]
-    r = client.post("/api/v1/tasks/t/events", json={"annotator": "ann", "item_id": "0", "kind": "label",
-                                                     "value": "related", "return_state": True})
-    assert r.status_code == 200 and r.json["state"]["position"] == 1 and r.json["state"]["n_done"] == 1
-    r = client.post("/api/v1/tasks/t/events", json={"annotator": "ann", "position": 1, "kind": "back"})
+    r = client.post(
+        "/api/v1/tasks/t/events",
+        json={
+            "annotator": "ann",
+            "item_id": "0",
+            "kind": "label",
+            "value": "related",
+            "return_state": True,
+        },
+    )
+    assert (
+        r.status_code == 200 and r.json["state"]["position"] == 1 and r.json["state"]["n_done"] == 1
+    )
+    r = client.post(
+        "/api/v1/tasks/t/events", json={"annotator": "ann", "position": 1, "kind": "back"}
+    )
     assert r.status_code == 200
     assert client.get("/api/v1/tasks/t/state?annotator=ann").json["position"] == 1
     labels = client.get("/api/v1/tasks/t/labels").json
@@ -49,9 +63,15 @@ def test_label_flow_over_http(study: Study) -> None:
 @pytest.mark.parametrize(
     ("body", "message"),
     [
-        ({"annotator": "a", "position": 0, "kind": "label", "value": "maybe"}, "'maybe' is not one of"),
+        (
+            {"annotator": "a", "position": 0, "kind": "label", "value": "maybe"},
+            "'maybe' is not one of",
+        ),
         ({"annotator": "a", "position": 9, "kind": "label", "value": "related"}, "outside 0..3"),
-        ({"annotator": "a", "item_id": "nope", "kind": "label", "value": "related"}, "no item 'nope'"),
+        (
+            {"annotator": "a", "item_id": "nope", "kind": "label", "value": "related"},
+            "no item 'nope'",
+        ),
         ({"annotator": "a", "position": 0, "kind": "erase"}, "not one of label, undo"),
         ({"position": 0, "kind": "label", "value": "related"}, "no annotator given"),
         ({"annotator": "a", "kind": "label"}, "give 'item_id'"),
@@ -68,13 +88,22 @@ def test_token_links_are_required_when_configured(study: Study) -> None:
     study.config.annotations = AnnotationsConfig(require_token=True)
     app = create_app(study)
     client = app.server.test_client()
-    r = client.post("/api/v1/tasks/t/events", json={"annotator": "a", "position": 0, "kind": "label", "value": "related"})
+    r = client.post(
+        "/api/v1/tasks/t/events",
+        json={"annotator": "a", "position": 0, "kind": "label", "value": "related"},
+    )
     assert r.status_code == 400 and "token link" in r.json["error"]
     assert client.post("/api/v1/annotators", json={"name": "x"}).status_code == 403
     token = app.vislens_context.store.add_annotator("kim").token
-    r = client.post("/api/v1/tasks/t/events", json={"token": token, "position": 0, "kind": "label", "value": "related"})
+    r = client.post(
+        "/api/v1/tasks/t/events",
+        json={"token": token, "position": 0, "kind": "label", "value": "related"},
+    )
     assert r.status_code == 200
-    r = client.post("/api/v1/tasks/t/events", json={"token": "forged", "position": 0, "kind": "label", "value": "related"})
+    r = client.post(
+        "/api/v1/tasks/t/events",
+        json={"token": "forged", "position": 0, "kind": "label", "value": "related"},
+    )
     assert r.status_code == 400
 
 
@@ -94,7 +123,9 @@ def test_pages_plug_into_the_shared_navigation(study: Study) -> None:
 
     from vislens.app import shell
 
-    register_page(Page("/explorer", "Explorer", lambda ctx, sub, q: html.Div(f"explorer {sub}", id="x")))
+    register_page(
+        Page("/explorer", "Explorer", lambda ctx, sub, q: html.Div(f"explorer {sub}", id="x"))
+    )
     try:
         app = create_app(study)
     finally:

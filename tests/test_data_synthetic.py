@@ -78,7 +78,12 @@ def test_annotations_agree_with_pixels(seed, index):
         region = px[y0:y1, x0:x1]
         is_color = np.all(region == np.array(COLORS[o.color]), axis=-1)
         assert is_color.mean() > 0.2
-        assert is_color[0].any() and is_color[-1].any() and is_color[:, 0].any() and is_color[:, -1].any()
+        assert (
+            is_color[0].any()
+            and is_color[-1].any()
+            and is_color[:, 0].any()
+            and is_color[:, -1].any()
+        )
         covered[y0:y1, x0:x1] = True
         cells.add((o.r, o.c))
     assert len(cells) == len(objects)  # one object per cell at most
@@ -94,7 +99,9 @@ def test_caption_names_every_object():
 
 
 def test_options_and_bad_options(tmp_path):
-    spec = WorldSpec(grid=4, patch=16, shapes=("circle",), colors=("red",), min_objects=2, max_objects=2)
+    spec = WorldSpec(
+        grid=4, patch=16, shapes=("circle",), colors=("red",), min_objects=2, max_objects=2
+    )
     generate_grid_world(tmp_path / "w", 3, seed=0, spec=spec, show_progress=False)
     for rec in read_annotations(tmp_path / "w" / "annotations.jsonl"):
         assert rec["grid"] == 4 and len(rec["objects"]) == 2

@@ -36,7 +36,9 @@ def table_names(text: str, heading: str) -> list[str]:
 def test_annotation_db_doc_matches_tables() -> None:
     text = (DOCS / "formats" / "annotations-db.md").read_text()
     for table in Base.metadata.sorted_tables:
-        assert table_names(text, f"### `{table.name}`") == [c.name for c in table.columns], table.name
+        assert table_names(text, f"### `{table.name}`") == [c.name for c in table.columns], (
+            table.name
+        )
 
 
 def test_format_docs_match_code() -> None:
@@ -53,7 +55,10 @@ def test_format_docs_match_code() -> None:
     assert corr[3] == "interpretability_correlation"
     listed = re.search(r"`interpretability_correlation` \| object \| (.*?) \|", out)
     assert listed is not None
-    assert tuple(re.findall(r"`([^`]+)`", listed.group(1))[: len(CORRELATION_KEYS)]) == CORRELATION_KEYS
+    assert (
+        tuple(re.findall(r"`([^`]+)`", listed.group(1))[: len(CORRELATION_KEYS)])
+        == CORRELATION_KEYS
+    )
 
 
 def test_format_docs_match_files_written(tmp_path: Path) -> None:
@@ -67,8 +72,13 @@ def test_format_docs_match_files_written(tmp_path: Path) -> None:
     out = (DOCS / "formats" / "agreement-outputs.md").read_text()
     assert table_names(out, "## Seed 002") == list(metrics)
     write_latentlens_files(tmp_path)
-    rep = latentlens_correlation(tmp_path / "data.json", sorted(tmp_path.glob("evaluation_*.json")),
-                                 tmp_path / "human_study_llm_results.json", tmp_path / "c.json", n_resamples=50)
+    rep = latentlens_correlation(
+        tmp_path / "data.json",
+        sorted(tmp_path.glob("evaluation_*.json")),
+        tmp_path / "human_study_llm_results.json",
+        tmp_path / "c.json",
+        n_resamples=50,
+    )
     assert table_names(out, "## LatentLens") == list(rep)
     cards = read_feature_cards(tmp_path / "features.json")
     doc = (DOCS / "formats" / "feature-rating-input.md").read_text()
@@ -88,7 +98,9 @@ def test_doc_examples_run(tmp_path: Path, capsys: pytest.CaptureFixture[str]) ->
 
     write_export(tmp_path / "gemma-2-2b-res-65k.json", 400)
     write_latentlens_files(tmp_path)
-    write_seed002_pair(tmp_path, "gemma_human_labels_formatting.json", "gemma_formatting_classified_deepseek.json")
+    write_seed002_pair(
+        tmp_path, "gemma_human_labels_formatting.json", "gemma_formatting_classified_deepseek.json"
+    )
     runner = CliRunner()
     cwd = os.getcwd()
     os.chdir(tmp_path)
@@ -103,7 +115,10 @@ def test_doc_examples_run(tmp_path: Path, capsys: pytest.CaptureFixture[str]) ->
                     res = runner.invoke(app, args[1:])
                     assert res.exit_code == 0, f"{doc}: {line}\n{res.output}"
                     if "agree labels" in line:
-                        assert "samples 300  accuracy 0.900  TP=69 TN=201 FP=5 FN=25  phi 0.764" in res.output
+                        assert (
+                            "samples 300  accuracy 0.900  TP=69 TN=201 FP=5 FN=25  phi 0.764"
+                            in res.output
+                        )
             for block in code_blocks(DOCS / doc, "python"):
                 exec(compile(block, f"{doc} example", "exec"), {"__name__": "__doc_example__"})
     finally:
@@ -111,7 +126,11 @@ def test_doc_examples_run(tmp_path: Path, capsys: pytest.CaptureFixture[str]) ->
         from vislens.app import shell
 
         shell._EXTRA_PAGES.clear()
-    assert (tmp_path / "metrics" / "gemma_human_labels_formatting_vs_gemma_formatting_classified_deepseek_metrics.json").exists()
+    assert (
+        tmp_path
+        / "metrics"
+        / "gemma_human_labels_formatting_vs_gemma_formatting_classified_deepseek_metrics.json"
+    ).exists()
     assert (tmp_path / "my-study" / "reports" / "agreement" / "latentlens.json").exists()
     assert (tmp_path / "exported" / "evaluation_alice_s1.json").exists()
     assert "latentlens" in capsys.readouterr().out

@@ -22,10 +22,15 @@ def test_patch_answers() -> None:
     none = k.validate({"none": True}, ITEM, "here")
     assert k.is_done(none) and k.advances(none)
     assert not k.is_done({"words": [], "none": False})
-    for bad, msg in [({"words": [{"word": "blue", "relation": "concrete"}]}, "not one of this instance"),
-                     ({"words": [{"word": "a red circle", "relation": "vague"}]}, "relation 'vague'"),
-                     ({"words": [{"word": "a red circle", "relation": "global"}], "none": True}, "cannot come with"),
-                     ("red", "is an object")]:
+    for bad, msg in [
+        ({"words": [{"word": "blue", "relation": "concrete"}]}, "not one of this instance"),
+        ({"words": [{"word": "a red circle", "relation": "vague"}]}, "relation 'vague'"),
+        (
+            {"words": [{"word": "a red circle", "relation": "global"}], "none": True},
+            "cannot come with",
+        ),
+        ("red", "is an object"),
+    ]:
         with pytest.raises(InputError, match=msg):
             k.validate(bad, ITEM, "here")
 
@@ -53,9 +58,9 @@ def test_rating_and_binary_answers() -> None:
     [
         ("{not json", "not valid JSON"),
         ("[1, 2]", "record 0 is int"),
-        ("[{\"index\": 1, \"text\": \"x\"}]", "no 'description' field"),
+        ('[{"index": 1, "text": "x"}]', "no 'description' field"),
         ("[]", "holds no features"),
-        ("\"just a string\"", "expected a JSON list"),
+        ('"just a string"', "expected a JSON list"),
     ],
 )
 def test_malformed_neuronpedia_exports(tmp_path: Path, content: str, message: str) -> None:
@@ -68,9 +73,16 @@ def test_malformed_neuronpedia_exports(tmp_path: Path, content: str, message: st
 
 def test_export_shapes_seed002_accepts(tmp_path: Path) -> None:
     path = tmp_path / "e.json"
-    path.write_text(json.dumps({"features": [{"feature_id": "12-gemmascope-res-65k-17", "explanation": "commas"}]}))
+    path.write_text(
+        json.dumps(
+            {"features": [{"feature_id": "12-gemmascope-res-65k-17", "explanation": "commas"}]}
+        )
+    )
     df = load_neuronpedia_export(path)
     assert df.loc[0, "description"] == "commas" and df.loc[0, "feature_index"] == 17
     path.write_text(json.dumps({"res-5": "quotes", "res-9": {"description": "dots", "index": 9}}))
     df = load_neuronpedia_export(path)
-    assert df["description"].tolist() == ["quotes", "dots"] and df["feature_index"].tolist() == [5, 9]
+    assert df["description"].tolist() == ["quotes", "dots"] and df["feature_index"].tolist() == [
+        5,
+        9,
+    ]

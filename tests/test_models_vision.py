@@ -14,7 +14,9 @@ from vislens.models.vision import load_vision_encoder, select_tokens
 
 def _images(n=3):
     rng = np.random.default_rng(0)
-    return [Image.fromarray(rng.integers(0, 255, (60 + 7 * i, 80, 3), dtype=np.uint8)) for i in range(n)]
+    return [
+        Image.fromarray(rng.integers(0, 255, (60 + 7 * i, 80, 3), dtype=np.uint8)) for i in range(n)
+    ]
 
 
 @pytest.fixture(params=ARCHES)

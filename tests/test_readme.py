@@ -19,7 +19,11 @@ def quick_start_commands() -> list[list[str]]:
     section = text.split("## Quick start", 1)[1].split("\n## ", 1)[0]
     block = re.search(r"```bash\n(.*?)```", section, re.S)
     assert block, "README's Quick start has no bash block"
-    return [shlex.split(line) for line in block.group(1).splitlines() if line.strip().startswith("vislens ")]
+    return [
+        shlex.split(line)
+        for line in block.group(1).splitlines()
+        if line.strip().startswith("vislens ")
+    ]
 
 
 def test_readme_opens_with_the_two_commands():
@@ -37,6 +41,12 @@ def test_quick_start_runs(tmp_path):
     env = dict(os.environ, VISLENS_NO_PROGRESS="1", HF_HUB_OFFLINE="1")
     for argv in commands:
         assert argv[0] == "vislens"
-        r = subprocess.run([sys.executable, "-m", "vislens.cli", *argv[1:]], cwd=tmp_path, env=env,
-                           capture_output=True, text=True, timeout=900)
+        r = subprocess.run(
+            [sys.executable, "-m", "vislens.cli", *argv[1:]],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=900,
+        )
         assert r.returncode == 0, f"{shlex.join(argv)} failed:\n{r.stdout}\n{r.stderr}"

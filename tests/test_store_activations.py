@@ -15,9 +15,22 @@ from vislens.store.activations import ActivationStore, ActivationWriter, StoreIn
 
 def _info(n_items, shard_size, layers=(1, 3), n_tokens=5, d=4, tokens="all"):
     ids = [f"i{k}" for k in range(n_items)]
-    return StoreInfo(model="m", model_type="vit", layers=list(layers), tokens=tokens, has_cls=True,
-                     n_prefix_tokens=1, grid_h=2, grid_w=2, n_tokens=n_tokens, d_model=d, dtype="float32",
-                     shard_size=shard_size, n_items=n_items, items_sha256=items_digest(ids)), ids
+    return StoreInfo(
+        model="m",
+        model_type="vit",
+        layers=list(layers),
+        tokens=tokens,
+        has_cls=True,
+        n_prefix_tokens=1,
+        grid_h=2,
+        grid_w=2,
+        n_tokens=n_tokens,
+        d_model=d,
+        dtype="float32",
+        shard_size=shard_size,
+        n_items=n_items,
+        items_sha256=items_digest(ids),
+    ), ids
 
 
 @given(n_items=st.integers(1, 5000), shard_size=st.integers(1, 700))
@@ -85,6 +98,10 @@ def test_format_doc_lists_every_manifest_key():
     from pathlib import Path
 
     doc = (Path(__file__).parents[1] / "docs" / "formats" / "activations.md").read_text()
-    keys = set(StoreInfo.__dataclass_fields__) | {"schema_version", "vislens_version", "complete_shards"}
+    keys = set(StoreInfo.__dataclass_fields__) | {
+        "schema_version",
+        "vislens_version",
+        "complete_shards",
+    }
     missing = [k for k in keys if f"`{k}`" not in doc]
     assert missing == []

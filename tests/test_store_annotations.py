@@ -17,15 +17,21 @@ from vislens.store.annotations.schema import SCHEMA_VERSION
 @pytest.fixture()
 def store(tmp_path: Path) -> AnnotationStore:
     s = AnnotationStore(f"sqlite:///{tmp_path / 'a.sqlite'}")
-    s.create_task("t", "binary", [ItemSpec(str(i), {"description": f"d{i}"}) for i in range(5)],
-                  labels=["related", "not-related"])
+    s.create_task(
+        "t",
+        "binary",
+        [ItemSpec(str(i), {"description": f"d{i}"}) for i in range(5)],
+        labels=["related", "not-related"],
+    )
     return s
 
 
 def test_sqlite_uses_wal_and_records_schema_version(store: AnnotationStore) -> None:
     with store.engine.connect() as c:
         assert c.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
-        assert c.execute(text("SELECT value FROM vislens_meta WHERE key='schema_version'")).scalar() == str(SCHEMA_VERSION)
+        assert c.execute(
+            text("SELECT value FROM vislens_meta WHERE key='schema_version'")
+        ).scalar() == str(SCHEMA_VERSION)
 
 
 def test_newer_schema_is_refused(tmp_path: Path) -> None:
@@ -103,8 +109,16 @@ def _reference(events: list[tuple[str, int, str | None]], n: int) -> tuple[dict[
 
 
 @settings(max_examples=150, deadline=None)
-@given(st.lists(st.tuples(st.sampled_from(["label", "undo", "back", "next"]), st.integers(0, 5),
-                          st.sampled_from(["related", "not-related"])), max_size=30))
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(["label", "undo", "back", "next"]),
+            st.integers(0, 5),
+            st.sampled_from(["related", "not-related"]),
+        ),
+        max_size=30,
+    )
+)
 def test_derivation_matches_a_plain_replay(raw: list[tuple[str, int, str]]) -> None:
     n = 6
     events = [(k, p, v if k == "label" else None) for k, p, v in raw]

@@ -25,13 +25,20 @@ N_LABELS = 500
 LABELS = ("related", "not-related")
 
 
-def _writer(url: str, w: int, acked: dict[str, str], lock: threading.Lock, errors: list[str]) -> None:
+def _writer(
+    url: str, w: int, acked: dict[str, str], lock: threading.Lock, errors: list[str]
+) -> None:
     rng = random.Random(w)
     with httpx.Client(base_url=url, timeout=30) as client:
         for pos in range(N_LABELS):
             event_id = f"w{w}-p{pos}"
-            body = {"annotator": f"annotator-{w}", "position": pos, "kind": "label",
-                    "value": rng.choice(LABELS), "event_id": event_id}
+            body = {
+                "annotator": f"annotator-{w}",
+                "position": pos,
+                "kind": "label",
+                "value": rng.choice(LABELS),
+                "event_id": event_id,
+            }
             while True:  # retry with the same event id until acknowledged
                 try:
                     r = client.post("/api/v1/tasks/kill/events", json=body)
@@ -49,7 +56,9 @@ def _writer(url: str, w: int, acked: dict[str, str], lock: threading.Lock, error
 def _run(tmp_path: Path, database_url: str) -> None:
     study = make_study(tmp_path / "study", database_url)
     store = AnnotationStore.for_study(study)
-    create_binary_task(store, write_export(tmp_path / "exp.json", N_LABELS), n=N_LABELS, name="kill")
+    create_binary_task(
+        store, write_export(tmp_path / "exp.json", N_LABELS), n=N_LABELS, name="kill"
+    )
     store.close()
 
     server = ServerProcess(study.root)
@@ -57,7 +66,10 @@ def _run(tmp_path: Path, database_url: str) -> None:
     acked: dict[str, str] = {}
     lock = threading.Lock()
     errors: list[str] = []
-    threads = [threading.Thread(target=_writer, args=(server.url, w, acked, lock, errors)) for w in range(N_WRITERS)]
+    threads = [
+        threading.Thread(target=_writer, args=(server.url, w, acked, lock, errors))
+        for w in range(N_WRITERS)
+    ]
     try:
         for t in threads:
             t.start()

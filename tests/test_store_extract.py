@@ -37,7 +37,9 @@ def world(tmp_path_factory):
 @pytest.mark.parametrize("arch", ARCHES)
 def test_activations_equal_direct_forward(tmp_path, tiny_vision, world, arch):
     model_dir = tiny_vision(arch)
-    study = init_study(tmp_path / "s", images=str(world), model=str(model_dir), layers=[0, 2, -1], tokens="all")
+    study = init_study(
+        tmp_path / "s", images=str(world), model=str(model_dir), layers=[0, 2, -1], tokens="all"
+    )
     result = extract(study, batch_size=3, shard_size=4)
     assert (result.n_items, result.n_shards, result.n_shards_written) == (10, 3, 3)
     store = ActivationStore.open(study.activations_dir)
@@ -52,9 +54,17 @@ def test_activations_equal_direct_forward(tmp_path, tiny_vision, world, arch):
     assert (saved.batch_size, saved.shard_size, saved.layers) == (3, 4, [0, 2, -1])
 
 
-@pytest.mark.parametrize(("tokens", "shape"), [("cls", (10, 32)), ("mean", (10, 32)), ("patches", (10, 16, 32))])
+@pytest.mark.parametrize(
+    ("tokens", "shape"), [("cls", (10, 32)), ("mean", (10, 32)), ("patches", (10, 16, 32))]
+)
 def test_token_modes(tmp_path, tiny_vision, world, tokens, shape):
-    study = init_study(tmp_path / "s", images=str(world), model=str(tiny_vision("clip")), layers=[-1], tokens=tokens)
+    study = init_study(
+        tmp_path / "s",
+        images=str(world),
+        model=str(tiny_vision("clip")),
+        layers=[-1],
+        tokens=tokens,
+    )
     extract(study, batch_size=5)
     store = ActivationStore.open(study.activations_dir)
     acts = store.load(store.layers[0])
@@ -63,7 +73,13 @@ def test_token_modes(tmp_path, tiny_vision, world, tokens, shape):
 
 
 def test_store_dtype_option(tmp_path, tiny_vision, world):
-    study = init_study(tmp_path / "s", images=str(world), model=str(tiny_vision("dinov2")), layers=[1], tokens="cls")
+    study = init_study(
+        tmp_path / "s",
+        images=str(world),
+        model=str(tiny_vision("dinov2")),
+        layers=[1],
+        tokens="cls",
+    )
     study.config.extract.dtype = "float16"
     extract(study)
     assert ActivationStore.open(study.activations_dir).load(1).dtype == torch.float16
@@ -71,8 +87,12 @@ def test_store_dtype_option(tmp_path, tiny_vision, world):
 
 def _run_extract(study_dir: Path, *extra: str) -> subprocess.Popen[bytes]:
     env = dict(os.environ, VISLENS_NO_PROGRESS="1", HF_HUB_OFFLINE="1")
-    return subprocess.Popen([sys.executable, "-m", "vislens.cli", "extract", str(study_dir), *extra],
-                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    return subprocess.Popen(
+        [sys.executable, "-m", "vislens.cli", "extract", str(study_dir), *extra],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
 
 
 @pytest.mark.slow
@@ -84,7 +104,9 @@ def test_kill_and_resume_is_identical(tmp_path, tiny_vision):
     ref = init_study(tmp_path / "ref", images=str(world), model=model, layers=[1, -1], tokens="all")
     assert _run_extract(ref.root, *args).wait(timeout=600) == 0
 
-    killed = init_study(tmp_path / "killed", images=str(world), model=model, layers=[1, -1], tokens="all")
+    killed = init_study(
+        tmp_path / "killed", images=str(world), model=model, layers=[1, -1], tokens="all"
+    )
     proc = _run_extract(killed.root, *args)
     manifest_path = killed.activations_dir / "manifest.json"
     deadline = time.time() + 300
@@ -104,12 +126,21 @@ def test_kill_and_resume_is_identical(tmp_path, tiny_vision):
 
     a, b = ActivationStore.open(ref.activations_dir), ActivationStore.open(killed.activations_dir)
     assert a.is_complete and b.is_complete and a.info == b.info
-    files_a = sorted(p.relative_to(ref.activations_dir) for p in ref.activations_dir.rglob("*.safetensors"))
-    files_b = sorted(p.relative_to(killed.activations_dir) for p in killed.activations_dir.rglob("*.safetensors"))
+    files_a = sorted(
+        p.relative_to(ref.activations_dir) for p in ref.activations_dir.rglob("*.safetensors")
+    )
+    files_b = sorted(
+        p.relative_to(killed.activations_dir) for p in killed.activations_dir.rglob("*.safetensors")
+    )
     assert files_a == files_b and len(files_a) == 2 * 15
     for rel in files_a:
-        ta, tb = load_file(str(ref.activations_dir / rel)), load_file(str(killed.activations_dir / rel))
-        assert torch.equal(ta["acts"], tb["acts"]) and torch.equal(ta["item_index"], tb["item_index"])
+        ta, tb = (
+            load_file(str(ref.activations_dir / rel)),
+            load_file(str(killed.activations_dir / rel)),
+        )
+        assert torch.equal(ta["acts"], tb["acts"]) and torch.equal(
+            ta["item_index"], tb["item_index"]
+        )
     assert not list(killed.activations_dir.rglob("*.tmp"))
 
 
@@ -118,13 +149,19 @@ def test_corrupt_image_mid_run_names_it_and_leaves_only_whole_shards(tmp_path, t
     images.mkdir()
     for i in range(9):
         Image.open(world / "images" / f"img_{i + 1:05d}.png").save(images / f"{i}.png")
-    study = init_study(tmp_path / "s", images=str(images), model=str(tiny_vision("vit")), layers=[1], tokens="cls")
-    (images / "5.png").write_bytes((images / "5.png").read_bytes()[:200])  # truncated after indexing
+    study = init_study(
+        tmp_path / "s", images=str(images), model=str(tiny_vision("vit")), layers=[1], tokens="cls"
+    )
+    (images / "5.png").write_bytes(
+        (images / "5.png").read_bytes()[:200]
+    )  # truncated after indexing
     with pytest.raises(InputError, match=r"item '5.png'"):
         extract(study, shard_size=3, batch_size=3)
     store = ActivationStore.open(study.activations_dir)
     assert store.complete_shards == [0]
-    assert sorted(p.name for p in (study.activations_dir / "layer_01").iterdir()) == ["shard_00000.safetensors"]
+    assert sorted(p.name for p in (study.activations_dir / "layer_01").iterdir()) == [
+        "shard_00000.safetensors"
+    ]
     Image.open(world / "images" / "img_00006.png").save(images / "5.png")
     result = extract(study, shard_size=3, batch_size=3)
     assert result.n_shards_written == 2 and ActivationStore.open(study.activations_dir).is_complete
@@ -151,8 +188,23 @@ def test_bad_inputs_write_nothing(tmp_path, tiny_vision, world):
 def test_cli_extract_and_errors(tmp_path, tiny_vision, world):
     model = str(tiny_vision("clip"))
     env = dict(os.environ, VISLENS_NO_PROGRESS="1", HF_HUB_OFFLINE="1")
-    run = lambda *a: subprocess.run([sys.executable, "-m", "vislens.cli", *a], env=env, capture_output=True, text=True)  # noqa: E731
-    r = run("init", str(tmp_path / "s"), "--images", str(world), "--model", model, "--layers", "1,-1", "--tokens", "cls")
+
+    def run(*a: str) -> subprocess.CompletedProcess[str]:
+        cmd = [sys.executable, "-m", "vislens.cli", *a]
+        return subprocess.run(cmd, env=env, capture_output=True, text=True)
+
+    r = run(
+        "init",
+        str(tmp_path / "s"),
+        "--images",
+        str(world),
+        "--model",
+        model,
+        "--layers",
+        "1,-1",
+        "--tokens",
+        "cls",
+    )
     assert r.returncode == 0, r.stderr
     r = run("extract", str(tmp_path / "s"))
     assert r.returncode == 0 and "throughput" in r.stdout, r.stderr

@@ -46,7 +46,9 @@ def test_wrong_type_names_key(tmp_path):
 
 def test_bad_literal_and_unknown_section(tmp_path):
     study = Study.init(tmp_path / "s")
-    study.config_path.write_text(study.config_path.read_text().replace('tokens = "all"', 'tokens = "some"'))
+    study.config_path.write_text(
+        study.config_path.read_text().replace('tokens = "all"', 'tokens = "some"')
+    )
     with pytest.raises(ConfigError, match=r"extract\.tokens"):
         Study.open(study.root)
     study.config_path.write_text('name = "x"\n[extrakt]\nlayers = [1]\n')

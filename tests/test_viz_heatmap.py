@@ -28,7 +28,9 @@ def test_overlay_equals_pixelwise_reference():
     grid = rng.random((3, 7)).astype(np.float32)
     grid[0, 0] = 0.0
     got = np.asarray(overlay_heatmap(Image.fromarray(rgb), grid, alpha=0.5))
-    np.testing.assert_allclose(got.astype(int), _reference_overlay(rgb, grid, 0.5).astype(int), atol=1)
+    np.testing.assert_allclose(
+        got.astype(int), _reference_overlay(rgb, grid, 0.5).astype(int), atol=1
+    )
     assert np.array_equal(got[:10, :6], rgb[:10, :6])  # a zero cell keeps its pixels
 
 
@@ -50,8 +52,13 @@ def test_rating_cards_from_sae_run_have_heatmaps(tmp_path, tiny_vision):
     from vislens.store.extract import extract
 
     generate_grid_world(tmp_path / "w", 6, seed=2, show_progress=False)
-    study = init_study(tmp_path / "s", images=str(tmp_path / "w"), model=str(tiny_vision("clip")),
-                       layers=[2], tokens="all")
+    study = init_study(
+        tmp_path / "s",
+        images=str(tmp_path / "w"),
+        model=str(tiny_vision("clip")),
+        layers=[2],
+        tokens="all",
+    )
     extract(study)
     save_saelens(random_sae("standard", d_in=32, d_sae=16), tmp_path / "sae")
     encode_study(study, sae_ref=str(tmp_path / "sae"), name="r")

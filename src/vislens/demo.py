@@ -31,8 +31,12 @@ def _questions(objects: list[dict]) -> list[tuple[str, str]]:
     true answers."""
     first = objects[0]
     present = {(o["color"], o["shape"]) for o in objects}
-    absent = next((c, s) for c in ("red", "green", "blue", "yellow", "purple", "orange")
-                  for s in ("circle", "square", "triangle", "diamond", "cross") if (c, s) not in present)
+    absent = next(
+        (c, s)
+        for c in ("red", "green", "blue", "yellow", "purple", "orange")
+        for s in ("circle", "square", "triangle", "diamond", "cross")
+        if (c, s) not in present
+    )
     return [
         (f"is there a {first['color']} {first['shape']}?", "yes"),
         (f"is there a {absent[0]} {absent[1]}?", "no"),
@@ -59,7 +63,9 @@ def run_demo(out_dir: Path, *, n_images: int = 200, seed: int = 0) -> dict[str, 
     if (study_dir / STUDY_FILE).exists():
         study = Study.open(study_dir)
     else:
-        study = init_study(study_dir, images=str(world), model="toy", layers=[1, -1], tokens="all", name="demo")
+        study = init_study(
+            study_dir, images=str(world), model="toy", layers=[1, -1], tokens="all", name="demo"
+        )
     result = extract(study)
 
     vlm = load_toy_vlm()
@@ -73,23 +79,35 @@ def run_demo(out_dir: Path, *, n_images: int = 200, seed: int = 0) -> dict[str, 
         "activations": str(study.activations_dir),
         "n_images": result.n_items,
         "images_per_s": round(result.images_per_s, 1) if result.n_items_written else None,
-        "questions": [{"image": ann["image"], "question": qa.question, "answer": qa.answer,
-                       "truth": qa.truth, "correct": qa.correct} for qa in qas],
+        "questions": [
+            {
+                "image": ann["image"],
+                "question": qa.question,
+                "answer": qa.answer,
+                "truth": qa.truth,
+                "correct": qa.correct,
+            }
+            for qa in qas
+        ],
     }
     write_json_atomic(study.reports_dir / "demo.json", summary)
     return summary
 
 
 def demo_command(
-    out_dir: Annotated[Path, typer.Argument(metavar="DIR", help="Where to put the world and the study.")] = Path("demo-study"),
+    out_dir: Annotated[
+        Path, typer.Argument(metavar="DIR", help="Where to put the world and the study.")
+    ] = Path("demo-study"),
     n: Annotated[int, typer.Option("--n", help="Images in the synthetic world.")] = 200,
     seed: Annotated[int, typer.Option(help="World seed.")] = 0,
 ) -> None:
     """Run the main job on the toy world: synth images, extract activations, ask the toy VLM."""
     summary = run_demo(out_dir, n_images=n, seed=seed)
     ips = summary["images_per_s"]
-    typer.echo(f"activations of {summary['n_images']} images -> {summary['activations']}"
-               + (f" ({ips} images/s)" if ips else " (already extracted)"))
+    typer.echo(
+        f"activations of {summary['n_images']} images -> {summary['activations']}"
+        + (f" ({ips} images/s)" if ips else " (already extracted)")
+    )
     for qa in summary["questions"]:  # type: ignore[attr-defined]
         mark = "ok " if qa["correct"] else "NO "
         typer.echo(f"  {mark} {qa['question']:<48} -> {qa['answer']!r} (truth: {qa['truth']})")

@@ -69,7 +69,9 @@ def _explain(err: ValidationError, file: Path) -> str:
     for e in err.errors():
         key = ".".join(str(p) for p in e["loc"]) or "(top level)"
         if e["type"] == "extra_forbidden":
-            lines.append(f"{file}: unknown key '{key}' — check its spelling (see docs/formats/study.md)")
+            lines.append(
+                f"{file}: unknown key '{key}' — check its spelling (see docs/formats/study.md)"
+            )
         elif e["type"] == "missing":
             lines.append(f"{file}: missing key '{key}'")
         else:
@@ -111,11 +113,15 @@ class Study:
 
     # -- creation ---------------------------------------------------------------------
     @classmethod
-    def init(cls, root: Path, config: StudyConfig | None = None, *, exist_ok: bool = False) -> Study:
+    def init(
+        cls, root: Path, config: StudyConfig | None = None, *, exist_ok: bool = False
+    ) -> Study:
         """Create the study directory with its layout and a study.toml."""
         root = Path(root)
         if (root / STUDY_FILE).exists() and not exist_ok:
-            raise ConfigError(f"{root / STUDY_FILE}: a study already exists here — open it, or pick another directory")
+            raise ConfigError(
+                f"{root / STUDY_FILE}: a study already exists here — open it, or pick another directory"
+            )
         if root.exists() and not root.is_dir():
             raise ConfigError(f"{root}: exists and is not a directory")
         config = config or StudyConfig(name=root.name)

@@ -48,18 +48,30 @@ def confusion(y_true: Sequence[int], y_pred: Sequence[int]) -> dict[str, int]:
 
 
 def bootstrap_ci(
-    x: Any, y: Any, statistic: Callable[[Any, Any], float],
-    *, n_resamples: int = 1000, confidence: float = 0.95, seed: int = 0,
+    x: Any,
+    y: Any,
+    statistic: Callable[[Any, Any], float],
+    *,
+    n_resamples: int = 1000,
+    confidence: float = 0.95,
+    seed: int = 0,
 ) -> tuple[float, float] | None:
     """Percentile bootstrap CI of a paired statistic (scipy.stats.bootstrap); None if
     resamples make it undefined (e.g. a resample with constant ratings)."""
     from scipy.stats import bootstrap
 
-    res, _ = _call(lambda: bootstrap(
-        (np.asarray(x, float), np.asarray(y, float)), statistic, paired=True, vectorized=False,
-        n_resamples=n_resamples, confidence_level=confidence, method="percentile",
-        random_state=np.random.default_rng(seed),
-    ))
+    res, _ = _call(
+        lambda: bootstrap(
+            (np.asarray(x, float), np.asarray(y, float)),
+            statistic,
+            paired=True,
+            vectorized=False,
+            n_resamples=n_resamples,
+            confidence_level=confidence,
+            method="percentile",
+            random_state=np.random.default_rng(seed),
+        )
+    )
     if res is None:
         return None
     lo, hi = _finite(res.confidence_interval.low), _finite(res.confidence_interval.high)
@@ -87,18 +99,34 @@ def correlations(
     out: Report = {}
     x_arr, y_arr = np.asarray(x, float), np.asarray(y, float)
     if len(x_arr) < 3:
-        for k in ("pearson_r", "pearson_p", "spearman_r", "spearman_p", "pearson_ci", "spearman_ci"):
+        for k in (
+            "pearson_r",
+            "pearson_p",
+            "spearman_r",
+            "spearman_p",
+            "pearson_ci",
+            "spearman_ci",
+        ):
             mark_undefined(out, k, f"needs at least 3 paired items, got {len(x_arr)}")
         return out
     if np.ptp(x_arr) == 0 or np.ptp(y_arr) == 0:
         which = "first" if np.ptp(x_arr) == 0 else "second"
-        for k in ("pearson_r", "pearson_p", "spearman_r", "spearman_p", "pearson_ci", "spearman_ci"):
+        for k in (
+            "pearson_r",
+            "pearson_p",
+            "spearman_r",
+            "spearman_p",
+            "pearson_ci",
+            "spearman_ci",
+        ):
             mark_undefined(out, k, f"the {which} rater gives every item the same value")
         return out
     for name, fn, stat in (("pearson", pearsonr, _pearson), ("spearman", spearmanr, _spearman)):
         res = fn(x_arr, y_arr)
         out[f"{name}_r"], out[f"{name}_p"] = float(res.statistic), float(res.pvalue)
-        ci = bootstrap_ci(x_arr, y_arr, stat, n_resamples=n_resamples, confidence=confidence, seed=seed)
+        ci = bootstrap_ci(
+            x_arr, y_arr, stat, n_resamples=n_resamples, confidence=confidence, seed=seed
+        )
         if ci is None:
             mark_undefined(out, f"{name}_ci", "some bootstrap resamples have constant ratings")
         else:
@@ -107,8 +135,15 @@ def correlations(
 
 
 def pair_agreement(
-    a: Any, b: Any, *, labels: Sequence[Any] | None = None, positive: Any = 1,
-    ordered: bool = False, n_resamples: int = 1000, confidence: float = 0.95, seed: int = 0,
+    a: Any,
+    b: Any,
+    *,
+    labels: Sequence[Any] | None = None,
+    positive: Any = 1,
+    ordered: bool = False,
+    n_resamples: int = 1000,
+    confidence: float = 0.95,
+    seed: int = 0,
 ) -> Report:
     """Agreement of rater ``b`` with reference rater ``a`` on the same items, in order.
 
@@ -127,7 +162,9 @@ def pair_agreement(
 
     a_list, b_list = list(a), list(b)
     if len(a_list) != len(b_list):
-        raise ValueError(f"raters have {len(a_list)} and {len(b_list)} ratings; pair them by item first")
+        raise ValueError(
+            f"raters have {len(a_list)} and {len(b_list)} ratings; pair them by item first"
+        )
     labels = list(labels) if labels is not None else sorted(set(a_list) | set(b_list), key=str)
     out: Report = {"n": len(a_list)}
     if not a_list:
@@ -136,17 +173,25 @@ def pair_agreement(
         return out
     out["accuracy"] = float(accuracy_score(a_list, b_list))
     if len(set(a_list)) < 2:
-        mark_undefined(out, "balanced_accuracy", f"the reference rater uses one class only ({a_list[0]!r})")
+        mark_undefined(
+            out, "balanced_accuracy", f"the reference rater uses one class only ({a_list[0]!r})"
+        )
     else:
         out["balanced_accuracy"] = float(balanced_accuracy_score(a_list, b_list))
     kappa, why = _call(lambda: cohen_kappa_score(a_list, b_list, labels=labels))
     if kappa is None or _finite(kappa) is None:
-        mark_undefined(out, "cohens_kappa", why or "both raters use the same single class (chance agreement is 1)")
+        mark_undefined(
+            out,
+            "cohens_kappa",
+            why or "both raters use the same single class (chance agreement is 1)",
+        )
     else:
         out["cohens_kappa"] = float(kappa)
     if len(set(a_list)) < 2 or len(set(b_list)) < 2:
         who = "reference" if len(set(a_list)) < 2 else "second"
-        mark_undefined(out, "mcc", f"the {who} rater uses one class only, so the correlation is 0/0")
+        mark_undefined(
+            out, "mcc", f"the {who} rater uses one class only, so the correlation is 0/0"
+        )
     else:
         out["mcc"] = float(matthews_corrcoef(a_list, b_list))
     if len(labels) == 2:
@@ -169,8 +214,13 @@ def pair_agreement(
         out["confusion"] = confusion_matrix(a_list, b_list, labels=labels).tolist()
         if ordered:
             rank = {v: i for i, v in enumerate(labels)}
-            corr = correlations([rank[v] for v in a_list], [rank[v] for v in b_list],
-                                n_resamples=n_resamples, confidence=confidence, seed=seed)
+            corr = correlations(
+                [rank[v] for v in a_list],
+                [rank[v] for v in b_list],
+                n_resamples=n_resamples,
+                confidence=confidence,
+                seed=seed,
+            )
             out.setdefault("undefined", {}).update(corr.pop("undefined", {}))
             out.update(corr)
             if not out["undefined"]:
@@ -178,11 +228,15 @@ def pair_agreement(
     return out
 
 
-def wide_ratings(long: pd.DataFrame, item: str = "item_id", rater: str = "annotator", value: str = "value") -> pd.DataFrame:
+def wide_ratings(
+    long: pd.DataFrame, item: str = "item_id", rater: str = "annotator", value: str = "value"
+) -> pd.DataFrame:
     """items × raters table (NaN where a rater did not rate an item) from long rows."""
     if long.duplicated([item, rater]).any():
         dup = long[long.duplicated([item, rater])].iloc[0]
-        raise ValueError(f"rater {dup[rater]!r} rated item {dup[item]!r} twice; keep one rating per pair")
+        raise ValueError(
+            f"rater {dup[rater]!r} rated item {dup[item]!r} twice; keep one rating per pair"
+        )
     return long.pivot(index=item, columns=rater, values=value)
 
 
@@ -203,14 +257,17 @@ def fleiss_kappa(wide: pd.DataFrame) -> Report:
         table, _ = aggregate_raters(codes)
         value, why = _call(lambda: sm_fleiss(table))
         if value is None or _finite(value) is None:
-            mark_undefined(out, "fleiss_kappa", why or "every rating is the same class (chance agreement is 1)")
+            mark_undefined(
+                out, "fleiss_kappa", why or "every rating is the same class (chance agreement is 1)"
+            )
         else:
             out["fleiss_kappa"] = float(value)
     return out
 
 
 def krippendorff_alpha(
-    wide: pd.DataFrame, level: Literal["nominal", "ordinal", "interval", "ratio"] = "nominal",
+    wide: pd.DataFrame,
+    level: Literal["nominal", "ordinal", "interval", "ratio"] = "nominal",
     order: Sequence[Any] | None = None,
 ) -> Report:
     """Krippendorff's alpha (krippendorff package); missing ratings are allowed. Nominal and
@@ -222,14 +279,24 @@ def krippendorff_alpha(
         seen = {str(v) for v in np.ravel(wide.to_numpy()) if not pd.isna(v)}
         cats = [str(v) for v in order] if order is not None else sorted(seen)
         if not seen <= set(cats):
-            raise ValueError(f"ratings {sorted(seen - set(cats))} are not in the given order {cats}")
-        codes = wide.apply(lambda col: col.map(lambda v: np.nan if pd.isna(v) else cats.index(str(v))))
+            raise ValueError(
+                f"ratings {sorted(seen - set(cats))} are not in the given order {cats}"
+            )
+        codes = wide.apply(
+            lambda col: col.map(lambda v: np.nan if pd.isna(v) else cats.index(str(v)))
+        )
     else:
         codes = wide.astype(float)
     data = codes.to_numpy(dtype=float).T  # raters × items
-    value, why = _call(lambda: krippendorff.alpha(reliability_data=data, level_of_measurement=level))
+    value, why = _call(
+        lambda: krippendorff.alpha(reliability_data=data, level_of_measurement=level)
+    )
     if value is None or _finite(value) is None:
-        mark_undefined(out, "krippendorff_alpha", why or "no pairable ratings (every item has at most one rating)")
+        mark_undefined(
+            out,
+            "krippendorff_alpha",
+            why or "no pairable ratings (every item has at most one rating)",
+        )
     else:
         out["krippendorff_alpha"] = float(value)
     return out
@@ -254,9 +321,7 @@ def majority_vote(wide: pd.DataFrame, threshold: float = 0.5) -> tuple[pd.Series
     return pd.Series(winners, dtype=object), dropped
 
 
-def per_group(
-    a: pd.Series, b: pd.Series, groups: pd.Series, **kwargs: Any
-) -> dict[str, Report]:
+def per_group(a: pd.Series, b: pd.Series, groups: pd.Series, **kwargs: Any) -> dict[str, Report]:
     """``pair_agreement`` within each group (e.g. per model); series share one index."""
     out: dict[str, Report] = {}
     for g in sorted(groups.dropna().unique(), key=str):
@@ -276,9 +341,13 @@ def pairwise_cohen(wide: pd.DataFrame) -> dict[str, Report]:
     out: dict[str, Report] = {}
     cols = list(wide.columns)
     for i, r1 in enumerate(cols):
-        for r2 in cols[i + 1:]:
+        for r2 in cols[i + 1 :]:
             both = wide[[r1, r2]].dropna()
             labels = sorted({str(v) for v in np.ravel(wide.to_numpy()) if not pd.isna(v)})
-            rep = pair_agreement(both[r1].map(str), both[r2].map(str), labels=labels if len(labels) > 2 else None)
-            out[f"{r1} vs {r2}"] = {k: rep[k] for k in ("n", "accuracy", "cohens_kappa", "undefined") if k in rep}
+            rep = pair_agreement(
+                both[r1].map(str), both[r2].map(str), labels=labels if len(labels) > 2 else None
+            )
+            out[f"{r1} vs {r2}"] = {
+                k: rep[k] for k in ("n", "accuracy", "cohens_kappa", "undefined") if k in rep
+            }
     return out

@@ -30,16 +30,26 @@ def register_api(server: Any, ctx: AppContext) -> None:
 
     @server.get("/api/v1/tasks")
     def _tasks() -> Any:
-        return jsonify([
-            {"name": t.name, "kind": t.kind, "title": t.title, "question": t.question,
-             "labels": t.labels, "n_items": t.n_items}
-            for t in ctx.store.tasks()
-        ])
+        return jsonify(
+            [
+                {
+                    "name": t.name,
+                    "kind": t.kind,
+                    "title": t.title,
+                    "question": t.question,
+                    "labels": t.labels,
+                    "n_items": t.n_items,
+                }
+                for t in ctx.store.tasks()
+            ]
+        )
 
     @server.post("/api/v1/annotators")
     def _add_annotator() -> Any:
         if ctx.require_token:
-            return _error(InputError("annotators are added with `vislens human annotator add`"), 403)
+            return _error(
+                InputError("annotators are added with `vislens human annotator add`"), 403
+            )
         data = request.get_json(silent=True) or {}
         ann = ctx.store.add_annotator(str(data.get("name", "")))
         return jsonify({"name": ann.name, "token": ann.token})
@@ -57,7 +67,11 @@ def register_api(server: Any, ctx: AppContext) -> None:
     def _event(task: str) -> Any:
         data = request.get_json(silent=True)
         if not isinstance(data, dict):
-            return _error(InputError("send a JSON object: {annotator|token, kind, item_id|position, value, event_id}"))
+            return _error(
+                InputError(
+                    "send a JSON object: {annotator|token, kind, item_id|position, value, event_id}"
+                )
+            )
         session = ctx.session(task)
         ann = _annotator(ctx, data)
         if "item_id" in data:
@@ -68,8 +82,12 @@ def register_api(server: Any, ctx: AppContext) -> None:
                 return _error(InputError("give 'item_id' or an integer 'position'"))
             item = session.item(position=pos)
         rec = session.act(
-            ann, str(data.get("kind", "label")), item, data.get("value"),
-            event_uuid=data.get("event_id"), session_id=str(data.get("session_id", "")),
+            ann,
+            str(data.get("kind", "label")),
+            item,
+            data.get("value"),
+            event_uuid=data.get("event_id"),
+            session_id=str(data.get("session_id", "")),
         )
         out: dict[str, Any] = {"id": rec.id, "event_id": rec.event_uuid, "duplicate": rec.duplicate}
         if data.get("return_state"):

@@ -10,7 +10,9 @@ import typer
 
 def serve_cmd(
     study: Annotated[Path, typer.Argument(help="Study directory.")],
-    host: Annotated[str, typer.Option(help="Interface to bind; 127.0.0.1 keeps it to this machine.")] = "127.0.0.1",
+    host: Annotated[
+        str, typer.Option(help="Interface to bind; 127.0.0.1 keeps it to this machine.")
+    ] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="TCP port.")] = 8050,
     debug: Annotated[bool, typer.Option(help="Dash debug mode (reloads on code changes).")] = False,
 ) -> None:

@@ -25,9 +25,14 @@ def patch_box_style(row: int, col: int, grid: int) -> dict[str, str]:
     """Absolute position of the red box over patch (row, col) of a grid × grid image."""
     size = 100.0 / grid
     return {
-        "position": "absolute", "left": f"{col * size}%", "top": f"{row * size}%",
-        "width": f"{size}%", "height": f"{size}%", "border": "2px solid red",
-        "boxSizing": "border-box", "pointerEvents": "none",
+        "position": "absolute",
+        "left": f"{col * size}%",
+        "top": f"{row * size}%",
+        "width": f"{size}%",
+        "height": f"{size}%",
+        "border": "2px solid red",
+        "boxSizing": "border-box",
+        "pointerEvents": "none",
     }
 
 
@@ -38,10 +43,14 @@ def crop_style(src: str, row: int, col: int, grid: int, px: int = 240) -> dict[s
     left = min(max(col - k // 2, 0), grid - k)
     denom = max(grid - k, 1)
     return {
-        "width": f"{px}px", "height": f"{px}px", "backgroundImage": f'url("{src}")',
+        "width": f"{px}px",
+        "height": f"{px}px",
+        "backgroundImage": f'url("{src}")',
         "backgroundSize": f"{grid / k * 100}% {grid / k * 100}%",
         "backgroundPosition": f"{left / denom * 100}% {top / denom * 100}%",
-        "imageRendering": "pixelated", "border": "1px solid #999", "position": "relative",
+        "imageRendering": "pixelated",
+        "border": "1px solid #999",
+        "position": "relative",
     }
 
 
@@ -54,7 +63,7 @@ def local_media_path(ctx: AppContext, task: str, position: int, slot: str) -> Pa
         name = p.get("image", "")
     elif slot.startswith(("img", "heat")):
         key = "images" if slot.startswith("img") else "heatmaps"
-        idx = int(slot[len("img") if key == "images" else len("heat"):] or 0)
+        idx = int(slot[len("img") if key == "images" else len("heat") :] or 0)
         paths = p.get(key, [])
         name = paths[idx] if 0 <= idx < len(paths) else ""
     else:

@@ -114,7 +114,8 @@ KEYS_JS = """
 })();
 """
 
-INDEX = """<!DOCTYPE html>
+INDEX = (
+    """<!DOCTYPE html>
 <html>
   <head>{%metas%}<title>{%title%}</title>{%favicon%}{%css%}
   <style>
@@ -127,8 +128,11 @@ INDEX = """<!DOCTYPE html>
     .vl-item { padding: 12px; background: #f6f8ff; border-left: 3px solid #4a90e2; margin: 12px 0; white-space: pre-wrap; }
   </style></head>
   <body>{%app_entry%}<footer>{%config%}{%scripts%}{%renderer%}</footer>
-  <script>""" + KEYS_JS + """</script></body>
+  <script>"""
+    + KEYS_JS
+    + """</script></body>
 </html>"""
+)
 
 
 def create_app(study: Any, pages: list[Page] | None = None, *, store: Any = None) -> Any:
@@ -143,8 +147,10 @@ def create_app(study: Any, pages: list[Page] | None = None, *, store: Any = None
     ctx = AppContext(study=study, store=store or AnnotationStore.for_study(study))
     pages = pages if pages is not None else default_pages()
     app = dash.Dash(
-        __name__, title=f"vislens · {study.config.name or Path(study.root).name}",
-        suppress_callback_exceptions=True, update_title="",
+        __name__,
+        title=f"vislens · {study.config.name or Path(study.root).name}",
+        suppress_callback_exceptions=True,
+        update_title="",
     )
     app.index_string = INDEX
     nav = html.Nav(
@@ -152,7 +158,9 @@ def create_app(study: Any, pages: list[Page] | None = None, *, store: Any = None
         + [html.A(p.name, href=p.path) for p in pages if p.in_nav],
         className="vl-nav",
     )
-    app.layout = html.Div([dcc.Location(id="vl-url"), nav, html.Main(id="vl-page", className="vl-main")])
+    app.layout = html.Div(
+        [dcc.Location(id="vl-url"), nav, html.Main(id="vl-page", className="vl-main")]
+    )
 
     def _route(pathname: str | None, search: str | None) -> Any:
         pathname = pathname or "/"
@@ -160,10 +168,12 @@ def create_app(study: Any, pages: list[Page] | None = None, *, store: Any = None
         for page in sorted(pages, key=lambda p: -len(p.path)):
             base = page.path.rstrip("/")
             if pathname == page.path or (base and pathname.startswith(base + "/")):
-                return page.layout(ctx, pathname[len(base):].strip("/"), query)
+                return page.layout(ctx, pathname[len(base) :].strip("/"), query)
         return html.Div([html.H2("Not found"), html.P(f"No page at {pathname}.")])
 
-    app.callback(Output("vl-page", "children"), Input("vl-url", "pathname"), Input("vl-url", "search"))(_route)
+    app.callback(
+        Output("vl-page", "children"), Input("vl-url", "pathname"), Input("vl-url", "search")
+    )(_route)
     for page in pages:
         if page.register is not None:
             page.register(app, ctx)
@@ -173,7 +183,9 @@ def create_app(study: Any, pages: list[Page] | None = None, *, store: Any = None
     return app
 
 
-def serve(study_dir: Path, *, host: str = "127.0.0.1", port: int = 8050, debug: bool = False) -> None:
+def serve(
+    study_dir: Path, *, host: str = "127.0.0.1", port: int = 8050, debug: bool = False
+) -> None:
     """Run the workbench for a study (blocking). Bound to localhost unless ``host`` says."""
     from vislens.study import Study
 

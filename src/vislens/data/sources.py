@@ -55,9 +55,13 @@ class FolderSource:
     def records(self) -> list[ImageRecord]:
         if not self.root.is_dir():
             raise InputError(f"{self.root}: not a folder")
-        files = sorted(p for p in self.root.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+        files = sorted(
+            p for p in self.root.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
+        )
         if not files:
-            raise InputError(f"{self.root}: no images found (looked for {', '.join(IMAGE_SUFFIXES)})")
+            raise InputError(
+                f"{self.root}: no images found (looked for {', '.join(IMAGE_SUFFIXES)})"
+            )
         return [ImageRecord(p.relative_to(self.root).as_posix(), str(p.resolve())) for p in files]
 
 
@@ -102,7 +106,9 @@ class ManifestSource:
         base = self.path.parent
         records: list[ImageRecord] = []
         seen: dict[str, int] = {}
-        for row_no, row in enumerate(table.to_dict(orient="records"), start=2 if self.path.suffix == ".csv" else 1):
+        for row_no, row in enumerate(
+            table.to_dict(orient="records"), start=2 if self.path.suffix == ".csv" else 1
+        ):
             raw = row.get(path_col)
             if not isinstance(raw, str) or not raw.strip():
                 raise InputError(f"{self.path}: row {row_no}: empty '{path_col}'")
@@ -110,7 +116,9 @@ class ManifestSource:
             source = raw if is_url(raw) else str((base / raw).resolve())
             item_id = str(row[id_col]) if id_col else Path(raw).with_suffix("").as_posix()
             if item_id in seen:
-                raise InputError(f"{self.path}: row {row_no}: item id '{item_id}' repeats row {seen[item_id]}")
+                raise InputError(
+                    f"{self.path}: row {row_no}: item id '{item_id}' repeats row {seen[item_id]}"
+                )
             seen[item_id] = row_no
             meta = {str(k): v for k, v in row.items() if k not in (path_col, id_col)}
             records.append(ImageRecord(item_id, source, meta))
@@ -137,13 +145,20 @@ class SyntheticSource:
         out = []
         for ann in anns:
             rel = ann["image"]
-            meta = {"grid": ann["grid"], "patch": ann["patch"], "n_objects": len(ann["objects"]),
-                    "objects": json.dumps(ann["objects"]), "caption": captions.get(rel, "")}
+            meta = {
+                "grid": ann["grid"],
+                "patch": ann["patch"],
+                "n_objects": len(ann["objects"]),
+                "objects": json.dumps(ann["objects"]),
+                "caption": captions.get(rel, ""),
+            }
             out.append(ImageRecord(Path(rel).stem, str((self.root / rel).resolve()), meta))
         return out
 
 
-def open_source(path: Path, kind: str = "auto", *, path_column: str = "", id_column: str = "") -> ImageSource:
+def open_source(
+    path: Path, kind: str = "auto", *, path_column: str = "", id_column: str = ""
+) -> ImageSource:
     """The source for ``path``: ``auto`` picks synthetic (annotations.jsonl), folder, or manifest."""
     path = Path(path)
     if not path.exists():
@@ -199,7 +214,9 @@ def probe_size(record: ImageRecord) -> tuple[int, int]:
         with Image.open(path) as img:
             return int(img.width), int(img.height)
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
-        raise InputError(f"item '{record.item_id}' ({record.source}): not a readable image ({e})") from None
+        raise InputError(
+            f"item '{record.item_id}' ({record.source}): not a readable image ({e})"
+        ) from None
 
 
 def records_from_table(table: pd.DataFrame) -> list[ImageRecord]:

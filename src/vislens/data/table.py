@@ -25,8 +25,13 @@ def build_image_table(source: ImageSource) -> pd.DataFrame:
     rows = []
     for rec in track(records, "index images"):
         width, height = probe_size(rec)
-        row = {"item_id": rec.item_id, "source": rec.source, "width": width, "height": height,
-               "split": str(rec.metadata.get("split", ""))}
+        row = {
+            "item_id": rec.item_id,
+            "source": rec.source,
+            "width": width,
+            "height": height,
+            "split": str(rec.metadata.get("split", "")),
+        }
         for k, v in rec.metadata.items():
             if k == "split":
                 continue
@@ -47,7 +52,9 @@ def write_image_table(table: pd.DataFrame, path: Path) -> None:
 def read_image_table(path: Path) -> pd.DataFrame:
     path = Path(path)
     if not path.is_file():
-        raise InputError(f"{path}: no image table — set [images] source in study.toml or run `vislens init --images`")
+        raise InputError(
+            f"{path}: no image table — set [images] source in study.toml or run `vislens init --images`"
+        )
     return pd.read_parquet(path)
 
 

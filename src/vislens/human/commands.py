@@ -10,15 +10,23 @@ import typer
 if TYPE_CHECKING:
     from vislens.store.annotations import AnnotationStore
 
-human_app = typer.Typer(help="Human annotation tasks, annotators, imports and exports.", no_args_is_help=True)
+human_app = typer.Typer(
+    help="Human annotation tasks, annotators, imports and exports.", no_args_is_help=True
+)
 task_app = typer.Typer(help="Create an annotation task in a study.", no_args_is_help=True)
 annotator_app = typer.Typer(help="Annotators and their personal links.", no_args_is_help=True)
-import_app = typer.Typer(help="Load labels, annotator files or judge results into the store.", no_args_is_help=True)
-export_app = typer.Typer(help="Write a task's labels in seed 002 / LatentLens layouts.", no_args_is_help=True)
+import_app = typer.Typer(
+    help="Load labels, annotator files or judge results into the store.", no_args_is_help=True
+)
+export_app = typer.Typer(
+    help="Write a task's labels in seed 002 / LatentLens layouts.", no_args_is_help=True
+)
 
 StudyArg = Annotated[Path, typer.Argument(help="Study directory.")]
 TaskArg = Annotated[str, typer.Argument(help="Task name (see `vislens human tasks`).")]
-NameOpt = Annotated[str | None, typer.Option("--name", help="Task name; a default is derived from the file.")]
+NameOpt = Annotated[
+    str | None, typer.Option("--name", help="Task name; a default is derived from the file.")
+]
 
 
 def _store(study_dir: Path) -> AnnotationStore:
@@ -32,7 +40,9 @@ def _store(study_dir: Path) -> AnnotationStore:
 def task_binary(
     study: StudyArg,
     export: Annotated[Path, typer.Argument(help="Neuronpedia explanation export (JSON).")],
-    mode: Annotated[str, typer.Option(help="alignment, formatting, or any topic text for a custom question.")] = "alignment",
+    mode: Annotated[
+        str, typer.Option(help="alignment, formatting, or any topic text for a custom question.")
+    ] = "alignment",
     n: Annotated[int, typer.Option("--n", help="Descriptions to sample.")] = 300,
     seed: Annotated[int, typer.Option(help="Sampling seed (pandas random_state).")] = 42,
     name: NameOpt = None,
@@ -47,7 +57,9 @@ def task_binary(
 @task_app.command("patch")
 def task_patch(
     study: StudyArg,
-    instances: Annotated[Path, typer.Argument(help="LatentLens data.json or a lens run's instances JSON.")],
+    instances: Annotated[
+        Path, typer.Argument(help="LatentLens data.json or a lens run's instances JSON.")
+    ],
     name: NameOpt = None,
 ) -> None:
     """A patch-interpretability task (LatentLens human study)."""
@@ -60,9 +72,15 @@ def task_patch(
 @task_app.command("rating")
 def task_rating(
     study: StudyArg,
-    features: Annotated[Path | None, typer.Argument(help="JSON list of {feature_id, label, images, heatmaps?}.")] = None,
-    sae: Annotated[str | None, typer.Option(help="Take features from this SAE run instead (topk + labels).")] = None,
-    feature: Annotated[list[int] | None, typer.Option(help="With --sae: only these features (repeat the option).")] = None,
+    features: Annotated[
+        Path | None, typer.Argument(help="JSON list of {feature_id, label, images, heatmaps?}.")
+    ] = None,
+    sae: Annotated[
+        str | None, typer.Option(help="Take features from this SAE run instead (topk + labels).")
+    ] = None,
+    feature: Annotated[
+        list[int] | None, typer.Option(help="With --sae: only these features (repeat the option).")
+    ] = None,
     n_images: Annotated[int, typer.Option(help="With --sae: top images per feature.")] = 9,
     name: NameOpt = None,
 ) -> None:
@@ -74,8 +92,14 @@ def task_rating(
     if (features is None) == (sae is None):
         raise InputError("give either a features JSON file or --sae NAME")
     if sae is not None:
-        task = create_rating_task_from_sae(_store(study), Study.open(study), sae, n_images=n_images,
-                                           features=feature or None, name=name)
+        task = create_rating_task_from_sae(
+            _store(study),
+            Study.open(study),
+            sae,
+            n_images=n_images,
+            features=feature or None,
+            name=name,
+        )
     else:
         assert features is not None
         task = create_rating_task(_store(study), features, name=name)
@@ -90,14 +114,18 @@ def tasks(study: StudyArg) -> None:
     store = _store(study)
     for t in store.tasks():
         table = current_table(store, t.name)
-        typer.echo(f"{t.name}\t{t.kind}\t{t.n_items} items\t{table['annotator'].nunique()} annotators\t{len(table)} labels")
+        typer.echo(
+            f"{t.name}\t{t.kind}\t{t.n_items} items\t{table['annotator'].nunique()} annotators\t{len(table)} labels"
+        )
 
 
 @annotator_app.command("add")
 def annotator_add(
     study: StudyArg,
     name: Annotated[str, typer.Argument(help="Annotator name.")],
-    base_url: Annotated[str, typer.Option(help="Where the workbench is served.")] = "http://127.0.0.1:8050",
+    base_url: Annotated[
+        str, typer.Option(help="Where the workbench is served.")
+    ] = "http://127.0.0.1:8050",
 ) -> None:
     """Add an annotator and print their personal link token."""
     ann = _store(study).add_annotator(name)
@@ -116,7 +144,9 @@ def import_labels(
     study: StudyArg,
     file: Annotated[Path, typer.Argument(help="Seed 002 human-label JSON.")],
     annotator: Annotated[str, typer.Option(help="Whose labels these are.")],
-    task: Annotated[str | None, typer.Option(help="Task to add them to (default: the file's stem).")] = None,
+    task: Annotated[
+        str | None, typer.Option(help="Task to add them to (default: the file's stem).")
+    ] = None,
 ) -> None:
     """Load a seed 002 human-label file (creating the task from it if needed)."""
     from vislens.human.transfer import import_human_labels
@@ -127,7 +157,8 @@ def import_labels(
 
 @import_app.command("evaluations")
 def import_evaluations_cmd(
-    study: StudyArg, task: TaskArg,
+    study: StudyArg,
+    task: TaskArg,
     files: Annotated[list[Path], typer.Argument(help="evaluation_<user>_<session>.json files.")],
 ) -> None:
     """Load LatentLens annotator files into a patch task."""
@@ -138,8 +169,14 @@ def import_evaluations_cmd(
 
 @import_app.command("judge")
 def import_judge(
-    study: StudyArg, task: TaskArg,
-    file: Annotated[Path, typer.Argument(help="human_study_llm_results.json (patch) or a seed 002 classification JSON (binary).")],
+    study: StudyArg,
+    task: TaskArg,
+    file: Annotated[
+        Path,
+        typer.Argument(
+            help="human_study_llm_results.json (patch) or a seed 002 classification JSON (binary)."
+        ),
+    ],
     judge: Annotated[str, typer.Option(help="Name to store the verdicts under (e.g. the model).")],
 ) -> None:
     """Load a judge's answers as verdicts on a task (patch: LatentLens results; binary: seed 002 classifications)."""
@@ -155,9 +192,14 @@ def import_judge(
 
 @export_app.command("labels")
 def export_labels(
-    study: StudyArg, task: TaskArg,
-    annotator: Annotated[str | None, typer.Option(help="Whose labels (needed when several).")] = None,
-    out: Annotated[Path | None, typer.Option("-o", "--out", help="Default: reports/human_labels/<task>.json")] = None,
+    study: StudyArg,
+    task: TaskArg,
+    annotator: Annotated[
+        str | None, typer.Option(help="Whose labels (needed when several).")
+    ] = None,
+    out: Annotated[
+        Path | None, typer.Option("-o", "--out", help="Default: reports/human_labels/<task>.json")
+    ] = None,
 ) -> None:
     """Write seed 002 human-label JSON."""
     from vislens.human.seed002 import write_human_labels
@@ -172,7 +214,9 @@ def export_labels(
 
 @export_app.command("instances")
 def export_instances(
-    study: StudyArg, task: TaskArg, out: Annotated[Path, typer.Option("-o", "--out", help="data.json to write.")]
+    study: StudyArg,
+    task: TaskArg,
+    out: Annotated[Path, typer.Option("-o", "--out", help="data.json to write.")],
 ) -> None:
     """Write a patch task's instances as LatentLens data.json."""
     from vislens.human.latentlens import write_instances
@@ -184,7 +228,9 @@ def export_instances(
 
 @export_app.command("evaluations")
 def export_evaluations_cmd(
-    study: StudyArg, task: TaskArg, out: Annotated[Path, typer.Option("-o", "--out", help="Folder for the files.")]
+    study: StudyArg,
+    task: TaskArg,
+    out: Annotated[Path, typer.Option("-o", "--out", help="Folder for the files.")],
 ) -> None:
     """Write one evaluation_<user>_<session>.json per annotator."""
     from vislens.human.transfer import export_evaluations
@@ -195,18 +241,26 @@ def export_evaluations_cmd(
 
 @export_app.command("judge")
 def export_judge(
-    study: StudyArg, task: TaskArg, judge: Annotated[str, typer.Option(help="Judge name.")],
-    out: Annotated[Path, typer.Option("-o", "--out", help="human_study_llm_results.json to write.")],
+    study: StudyArg,
+    task: TaskArg,
+    judge: Annotated[str, typer.Option(help="Judge name.")],
+    out: Annotated[
+        Path, typer.Option("-o", "--out", help="human_study_llm_results.json to write.")
+    ],
 ) -> None:
     """Write a judge's stored verdicts in LatentLens' layout."""
     from vislens.human.transfer import export_llm_results
 
-    typer.echo(f"wrote {export_llm_results(_store(study), task, out, judge=judge)} verdicts to {out}")
+    typer.echo(
+        f"wrote {export_llm_results(_store(study), task, out, judge=judge)} verdicts to {out}"
+    )
 
 
 @export_app.command("events")
 def export_events(
-    study: StudyArg, task: TaskArg, out: Annotated[Path, typer.Option("-o", "--out", help="CSV to write.")]
+    study: StudyArg,
+    task: TaskArg,
+    out: Annotated[Path, typer.Option("-o", "--out", help="CSV to write.")],
 ) -> None:
     """Write every event of a task (the full, append-only log) as CSV."""
     import json
@@ -215,8 +269,10 @@ def export_events(
 
     from vislens.io import atomic_path
 
-    rows = [{**e.__dict__, "value": json.dumps(e.value), "created_at": e.created_at.isoformat()}
-            for e in _store(study).events(task)]
+    rows = [
+        {**e.__dict__, "value": json.dumps(e.value), "created_at": e.created_at.isoformat()}
+        for e in _store(study).events(task)
+    ]
     with atomic_path(out) as tmp:
         pd.DataFrame(rows).to_csv(tmp, index=False)
     typer.echo(f"wrote {len(rows)} events to {out}")

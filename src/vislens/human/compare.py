@@ -25,7 +25,16 @@ SEED002_METRIC_KEYS = (
     "timestamp", "model_name", "samples", "accuracy", "tp", "tn", "fp", "fn", "phi",
     "human_labels", "model_classifications", "join_key",
 )  # fmt: skip
-CORRELATION_KEYS = ("n", "pearson_r", "pearson_p", "spearman_r", "spearman_p", "cohens_kappa", "accuracy", "per_model")
+CORRELATION_KEYS = (
+    "n",
+    "pearson_r",
+    "pearson_p",
+    "spearman_r",
+    "spearman_p",
+    "cohens_kappa",
+    "accuracy",
+    "per_model",
+)
 LABEL_CODES = {"related": 1, "not-related": 0}
 RATING_ORDER = ("no", "partly", "yes")
 """Rating answers from low to high, for ordinal statistics."""
@@ -37,9 +46,13 @@ def label_table(path: Path) -> pd.DataFrame:
     rows = []
     for i, r in enumerate(recs):
         if "label" not in r:
-            raise InputError(f"{path}: record {i} has no 'label' — expected seed 002's related/not-related records")
+            raise InputError(
+                f"{path}: record {i} has no 'label' — expected seed 002's related/not-related records"
+            )
         if r["label"] not in LABEL_CODES:
-            raise InputError(f"{path}: record {i}: label {r['label']!r} is not one of {', '.join(BINARY_LABELS)}")
+            raise InputError(
+                f"{path}: record {i}: label {r['label']!r} is not one of {', '.join(BINARY_LABELS)}"
+            )
         fid = r.get("feature_id", r.get("id", r.get("featureid")))
         idx = r.get("feature_index", r.get("featureidx", r.get("idx")))
         if idx is None:
@@ -60,14 +73,25 @@ def compare_label_files(
     elif human["feature_id"].notna().all() and model["feature_id"].notna().all():
         key = "feature_id"
     else:
-        raise InputError(f"{human_path} and {model_path}: no common key — give every record a feature_index or feature_id")
+        raise InputError(
+            f"{human_path} and {model_path}: no common key — give every record a feature_index or feature_id"
+        )
     if model[key].duplicated().any():
-        raise InputError(f"{model_path}: {key} {model[key][model[key].duplicated()].iloc[0]!r} appears twice")
-    merged = human[[key, "label"]].merge(model[[key, "label"]], on=key, how="inner", suffixes=("_human", "_model"))
+        raise InputError(
+            f"{model_path}: {key} {model[key][model[key].duplicated()].iloc[0]!r} appears twice"
+        )
+    merged = human[[key, "label"]].merge(
+        model[[key, "label"]], on=key, how="inner", suffixes=("_human", "_model")
+    )
     merged["y_true"] = merged["label_human"].map(LABEL_CODES).astype(int)
     merged["y_pred"] = merged["label_model"].map(LABEL_CODES).astype(int)
-    rep = ag.pair_agreement(merged["y_true"].tolist(), merged["y_pred"].tolist(), labels=[0, 1],
-                            n_resamples=n_resamples, seed=seed)
+    rep = ag.pair_agreement(
+        merged["y_true"].tolist(),
+        merged["y_pred"].tolist(),
+        labels=[0, 1],
+        n_resamples=n_resamples,
+        seed=seed,
+    )
     if len(merged) == 0:
         rep.update({"tp": 0, "tn": 0, "fp": 0, "fn": 0})
         ag.mark_undefined(rep, "phi", "the files have no items in common")
@@ -85,7 +109,10 @@ def compare_label_files(
         "disagreements": merged.loc[merged["y_true"] != merged["y_pred"], key].tolist(),
     }
     base = f"{human_path.stem}_vs_{model_path.stem}"
-    metrics_path, csv_path = Path(out_dir) / f"{base}_metrics.json", Path(out_dir) / f"{base}_merged.csv"
+    metrics_path, csv_path = (
+        Path(out_dir) / f"{base}_metrics.json",
+        Path(out_dir) / f"{base}_merged.csv",
+    )
     write_json_atomic(metrics_path, metrics)
     from vislens.io import atomic_path
 
@@ -95,8 +122,13 @@ def compare_label_files(
 
 
 def interpretability_report(
-    human: pd.DataFrame, judge: pd.Series, groups: pd.Series, *, threshold: float = 0.5,
-    n_resamples: int = 1000, seed: int = 0,
+    human: pd.DataFrame,
+    judge: pd.Series,
+    groups: pd.Series,
+    *,
+    threshold: float = 0.5,
+    n_resamples: int = 1000,
+    seed: int = 0,
 ) -> dict[str, Any]:
     """LatentLens' correlation_results layout: ``human`` is long rows (item_id, annotator,
     value 0/1 = "selected at least one word"); items count as interpretable when at least
@@ -114,7 +146,22 @@ def interpretability_report(
 
     def _pick(r: dict[str, Any]) -> dict[str, Any]:
         out = {k: r.get(k) for k in CORRELATION_KEYS if k != "per_model"}
-        out.update({k: r[k] for k in ("pearson_ci", "spearman_ci", "balanced_accuracy", "mcc", "tp", "tn", "fp", "fn") if k in r})
+        out.update(
+            {
+                k: r[k]
+                for k in (
+                    "pearson_ci",
+                    "spearman_ci",
+                    "balanced_accuracy",
+                    "mcc",
+                    "tp",
+                    "tn",
+                    "fp",
+                    "fn",
+                )
+                if k in r
+            }
+        )
         if "undefined" in r:
             out["undefined"] = r["undefined"]
         return out
@@ -126,14 +173,24 @@ def interpretability_report(
         "total_human_instances": len(majority),
         "threshold": threshold,
         "interpretability_correlation": corr,
-        "inter_annotator": {**ag.fleiss_kappa(wide), **ag.krippendorff_alpha(wide), "pairwise": ag.pairwise_cohen(wide)},
+        "inter_annotator": {
+            **ag.fleiss_kappa(wide),
+            **ag.krippendorff_alpha(wide),
+            "pairwise": ag.pairwise_cohen(wide),
+        },
         "disagreements": [str(i) for i in ag.disagreements(a, b)],
     }
 
 
 def latentlens_correlation(
-    instances_path: Path, evaluation_paths: list[Path], llm_results_path: Path, out_path: Path,
-    *, threshold: float = 0.5, n_resamples: int = 1000, seed: int = 0,
+    instances_path: Path,
+    evaluation_paths: list[Path],
+    llm_results_path: Path,
+    out_path: Path,
+    *,
+    threshold: float = 0.5,
+    n_resamples: int = 1000,
+    seed: int = 0,
 ) -> dict[str, Any]:
     """correlation_results.json from LatentLens files (data.json, evaluation_*.json, judge)."""
     instances = dict(read_instances(instances_path))
@@ -143,18 +200,29 @@ def latentlens_correlation(
     for path in evaluation_paths:
         data = read_evaluation(path, known)
         for r in data["results"]:
-            rows.append({"item_id": r["instanceId"], "annotator": str(data["userId"]),
-                         "value": int(bool(r.get("selectedWords")))})
+            rows.append(
+                {
+                    "item_id": r["instanceId"],
+                    "annotator": str(data["userId"]),
+                    "value": int(bool(r.get("selectedWords"))),
+                }
+            )
     if not rows:
         raise InputError("no annotator results given — pass evaluation_<user>_<session>.json files")
     human = pd.DataFrame(rows).drop_duplicates(["item_id", "annotator"], keep="last")
     verdicts = read_llm_results(llm_results_path)
-    judge = pd.Series({aliases.get(k, k): int(v["interpretable"]) for k, v in verdicts.items()}, dtype=int)
+    judge = pd.Series(
+        {aliases.get(k, k): int(v["interpretable"]) for k, v in verdicts.items()}, dtype=int
+    )
     unknown = [k for k in judge.index if k not in instances]
     if unknown:
-        raise InputError(f"{llm_results_path}: instance_id {unknown[0]!r} is not in {instances_path}")
+        raise InputError(
+            f"{llm_results_path}: instance_id {unknown[0]!r} is not in {instances_path}"
+        )
     groups = pd.Series({iid: str(p.get("model", "")) for iid, p in instances.items()})
-    report = interpretability_report(human, judge, groups, threshold=threshold, n_resamples=n_resamples, seed=seed)
+    report = interpretability_report(
+        human, judge, groups, threshold=threshold, n_resamples=n_resamples, seed=seed
+    )
     write_json_atomic(Path(out_path), report)
     return report
 
@@ -168,9 +236,17 @@ def _task_value(kind: str, value: Any, field: str) -> Any:
 
 
 def task_agreement(
-    store: Any, task_name: str, *, judge: str | None = None, threshold: float = 0.5,
-    field: str = "coherent", group_by: str | None = None, raters_a: list[str] | None = None,
-    raters_b: list[str] | None = None, n_resamples: int = 1000, seed: int = 0,
+    store: Any,
+    task_name: str,
+    *,
+    judge: str | None = None,
+    threshold: float = 0.5,
+    field: str = "coherent",
+    group_by: str | None = None,
+    raters_a: list[str] | None = None,
+    raters_b: list[str] | None = None,
+    n_resamples: int = 1000,
+    seed: int = 0,
 ) -> dict[str, Any]:
     """Agreement on a stored task: among annotators (pairwise Cohen, Fleiss, Krippendorff);
     their majority (share >= ``threshold``) against a judge's verdicts if ``judge`` is
@@ -192,27 +268,40 @@ def task_agreement(
     else:
         kwargs.update(labels=list(task.labels) or list(BINARY_LABELS))
         kwargs["positive"] = kwargs["labels"][0]
-    alpha = (ag.krippendorff_alpha(wide, "ordinal", order=RATING_ORDER) if task.kind == "rating"
-             else ag.krippendorff_alpha(wide))
+    alpha = (
+        ag.krippendorff_alpha(wide, "ordinal", order=RATING_ORDER)
+        if task.kind == "rating"
+        else ag.krippendorff_alpha(wide)
+    )
     report: dict[str, Any] = {
-        "task": task_name, "kind": task.kind, "n_items": task.n_items,
-        "n_annotators": int(wide.shape[1]), "n_rated_items": len(wide),
-        "fleiss": ag.fleiss_kappa(wide), "krippendorff": alpha, "pairwise": ag.pairwise_cohen(wide),
+        "task": task_name,
+        "kind": task.kind,
+        "n_items": task.n_items,
+        "n_annotators": int(wide.shape[1]),
+        "n_rated_items": len(wide),
+        "fleiss": ag.fleiss_kappa(wide),
+        "krippendorff": alpha,
+        "pairwise": ag.pairwise_cohen(wide),
     }
     if raters_a or raters_b:
         if not raters_a or not raters_b:
             raise InputError("give both groups: --raters-a NAME,NAME --raters-b NAME,NAME")
         unknown = sorted(set(raters_a + raters_b) - set(map(str, wide.columns)))
         if unknown:
-            raise InputError(f"task {task_name!r} has no labels from {', '.join(unknown)} (annotators: "
-                             f"{', '.join(map(str, wide.columns))})")
+            raise InputError(
+                f"task {task_name!r} has no labels from {', '.join(unknown)} (annotators: "
+                f"{', '.join(map(str, wide.columns))})"
+            )
         ma, drop_a = ag.majority_vote(wide[raters_a], threshold)
         mb, drop_b = ag.majority_vote(wide[raters_b], threshold)
         both = ma.index.intersection(mb.index)
         report["groups"] = {
-            "a": raters_a, "b": raters_b, "threshold": threshold,
+            "a": raters_a,
+            "b": raters_b,
+            "threshold": threshold,
             "agreement": ag.pair_agreement(ma.loc[both].tolist(), mb.loc[both].tolist(), **kwargs),
-            "no_majority_a": drop_a, "no_majority_b": drop_b,
+            "no_majority_a": drop_a,
+            "no_majority_b": drop_b,
             "disagreements": [str(i) for i in ag.disagreements(ma.loc[both], mb.loc[both])],
         }
     if judge is None:
@@ -220,9 +309,19 @@ def task_agreement(
     items = {it.external_id: it.payload for it in store.items(task_name)}
     verdicts = {ext: v for ext, _, v in store.verdicts(task_name, judge)}
     if not verdicts:
-        raise InputError(f"task {task_name!r} has no verdicts from judge {judge!r} — import them first")
-    jv = pd.Series({k: (int(bool(v.get("interpretable"))) if task.kind == "patch" else
-                        (v.get(field) if task.kind == "rating" else v)) for k, v in verdicts.items()})
+        raise InputError(
+            f"task {task_name!r} has no verdicts from judge {judge!r} — import them first"
+        )
+    jv = pd.Series(
+        {
+            k: (
+                int(bool(v.get("interpretable")))
+                if task.kind == "patch"
+                else (v.get(field) if task.kind == "rating" else v)
+            )
+            for k, v in verdicts.items()
+        }
+    )
     majority, dropped = ag.majority_vote(wide, threshold)
     common = majority.index.intersection(jv.index)
     a, b = majority.loc[common], jv.loc[common]
@@ -231,7 +330,12 @@ def task_agreement(
     report["majority_vs_judge"] = ag.pair_agreement(a.tolist(), b.tolist(), **kwargs)
     report["no_majority"] = dropped
     if group_by:
-        groups = pd.Series({k: str(p.get(group_by, p.get("source", {}).get(group_by, ""))) for k, p in items.items()})
+        groups = pd.Series(
+            {
+                k: str(p.get(group_by, p.get("source", {}).get(group_by, "")))
+                for k, p in items.items()
+            }
+        )
         report["per_group"] = ag.per_group(a, b, groups.reindex(common), **kwargs)
     report["disagreements"] = [str(i) for i in ag.disagreements(a, b)]
     return report

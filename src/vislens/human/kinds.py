@@ -67,7 +67,9 @@ def candidate_words(item: dict[str, Any]) -> list[str]:
 class PatchKind(Kind):
     def validate(self, value: Any, item: dict[str, Any], where: str) -> Any:
         if not isinstance(value, dict):
-            raise InputError(f"{where}: a patch answer is an object with 'words' and 'none', got {value!r}")
+            raise InputError(
+                f"{where}: a patch answer is an object with 'words' and 'none', got {value!r}"
+            )
         words = value.get("words", [])
         none = bool(value.get("none", False))
         if not isinstance(words, list):
@@ -78,9 +80,13 @@ class PatchKind(Kind):
             if not isinstance(w, dict) or "word" not in w:
                 raise InputError(f"{where}: each selected word is {{word, relation}}, got {w!r}")
             if w["word"] not in allowed:
-                raise InputError(f"{where}: word {w['word']!r} is not one of this instance's candidates")
+                raise InputError(
+                    f"{where}: word {w['word']!r} is not one of this instance's candidates"
+                )
             if w.get("relation") not in RELATIONS:
-                raise InputError(f"{where}: relation {w.get('relation')!r} is not one of {', '.join(RELATIONS)}")
+                raise InputError(
+                    f"{where}: relation {w.get('relation')!r} is not one of {', '.join(RELATIONS)}"
+                )
             out.append({"word": w["word"], "relation": w["relation"]})
         if none and out:
             raise InputError(f"{where}: 'none of these' cannot come with selected words")
@@ -97,12 +103,18 @@ class PatchKind(Kind):
 class RatingKind(Kind):
     def validate(self, value: Any, item: dict[str, Any], where: str) -> Any:
         if not isinstance(value, dict) or not value:
-            raise InputError(f"{where}: a rating is an object like {{'coherent': 'yes', 'label': 'partly'}}")
+            raise InputError(
+                f"{where}: a rating is an object like {{'coherent': 'yes', 'label': 'partly'}}"
+            )
         for key, answer in value.items():
             if key not in RATING_QUESTIONS:
-                raise InputError(f"{where}: rating question {key!r} is not one of {', '.join(RATING_QUESTIONS)}")
+                raise InputError(
+                    f"{where}: rating question {key!r} is not one of {', '.join(RATING_QUESTIONS)}"
+                )
             if answer not in RATING_ANSWERS:
-                raise InputError(f"{where}: answer {answer!r} to {key!r} is not one of {', '.join(RATING_ANSWERS)}")
+                raise InputError(
+                    f"{where}: answer {answer!r} to {key!r} is not one of {', '.join(RATING_ANSWERS)}"
+                )
         return {k: value[k] for k in RATING_QUESTIONS if k in value}
 
     def is_done(self, value: Any) -> bool:

@@ -24,7 +24,13 @@ from vislens.io import write_json_atomic
 
 EVALUATION_KEYS = ("userId", "sessionId", "timestamp", "results")
 RESULT_KEYS = ("instanceId", "selectedWords", "noneSelected", "timestamp")
-LLM_RESULT_KEYS = ("instance_id", "interpretable", "concrete_words", "abstract_words", "global_words")
+LLM_RESULT_KEYS = (
+    "instance_id",
+    "interpretable",
+    "concrete_words",
+    "abstract_words",
+    "global_words",
+)
 DEFAULT_GRID = 24
 """Patches per side when an instance does not say (LatentLens: 336-px images, 14-px patches)."""
 
@@ -40,12 +46,20 @@ def _candidates_view(rec: dict[str, Any], where: str) -> list[dict[str, str]]:
                 # Contextual candidates: [sentence, token]; the sentence is what is selected.
                 out.append({"word": c[0], "token": c[1] if len(c) > 1 else c[0], "sentence": c[0]})
             else:
-                raise InputError(f"{where}: candidate {c!r} is neither a word nor [sentence, token]")
+                raise InputError(
+                    f"{where}: candidate {c!r} is neither a word nor [sentence, token]"
+                )
     elif "neighbors" in rec:
         for n in rec["neighbors"]:
             if not isinstance(n, dict) or "token_str" not in n:
                 raise InputError(f"{where}: neighbour {n!r} has no 'token_str'")
-            out.append({"word": n["token_str"], "token": n["token_str"], "sentence": n.get("source_caption", "")})
+            out.append(
+                {
+                    "word": n["token_str"],
+                    "token": n["token_str"],
+                    "sentence": n.get("source_caption", ""),
+                }
+            )
     else:
         raise InputError(f"{where}: no 'candidates' (data.json) or 'neighbors' (lens run) list")
     return out
@@ -73,11 +87,15 @@ def read_instances(path: Path) -> list[tuple[str, dict[str, Any]]]:
         for key in ("patch_row", "patch_col"):
             if not isinstance(rec.get(key), int):
                 raise InputError(f"{where} ({iid}): '{key}' must be an integer")
-        image = rec.get("image_url") or rec.get("image_path") or rec.get("original_image_path") or ""
+        image = (
+            rec.get("image_url") or rec.get("image_path") or rec.get("original_image_path") or ""
+        )
         payload = {
             "source": rec,
             # The judge keys its results by instance_id when a record has one; keep it to match.
-            "aliases": [str(rec["instance_id"])] if rec.get("instance_id") and rec.get("id") else [],
+            "aliases": [str(rec["instance_id"])]
+            if rec.get("instance_id") and rec.get("id")
+            else [],
             "image": image,
             "patch_row": rec["patch_row"],
             "patch_col": rec["patch_col"],
@@ -102,7 +120,10 @@ def write_instances(path: Path, payloads: list[dict[str, Any]]) -> None:
         rec.setdefault("patch_col", p.get("patch_col"))
         rec.setdefault("model", p.get("model", ""))
         if "candidates" not in rec:
-            rec["candidates"] = [[c["sentence"], c["token"]] if c["sentence"] else c["word"] for c in p["candidates_view"]]
+            rec["candidates"] = [
+                [c["sentence"], c["token"]] if c["sentence"] else c["word"]
+                for c in p["candidates_view"]
+            ]
         out.append(rec)
     write_json_atomic(Path(path), out)
 
@@ -131,15 +152,21 @@ def read_evaluation(path: Path, known: dict[str, set[str]]) -> dict[str, Any]:
             raise InputError(f"{where}: expected an object")
         iid = r.get("instanceId")
         if iid not in known:
-            raise InputError(f"{where}: unknown instanceId {iid!r} — it is not in the task's instances")
+            raise InputError(
+                f"{where}: unknown instanceId {iid!r} — it is not in the task's instances"
+            )
         words = r.get("selectedWords", [])
         if not isinstance(words, list):
             raise InputError(f"{where} ({iid}): 'selectedWords' must be a list")
         for w in words:
             if not isinstance(w, dict) or w.get("relation") not in RELATIONS:
-                raise InputError(f"{where} ({iid}): selected word {w!r} needs a relation in {', '.join(RELATIONS)}")
+                raise InputError(
+                    f"{where} ({iid}): selected word {w!r} needs a relation in {', '.join(RELATIONS)}"
+                )
             if w.get("word") not in known[iid]:
-                raise InputError(f"{where} ({iid}): word {w.get('word')!r} is not one of the instance's candidates")
+                raise InputError(
+                    f"{where} ({iid}): word {w.get('word')!r} is not one of the instance's candidates"
+                )
     return data
 
 
@@ -158,15 +185,28 @@ def read_llm_results(path: Path) -> dict[str, dict[str, Any]]:
         if "error" in r and "gpt_response" not in r:
             continue  # the judge failed on this instance: no verdict, not a malformed file
         body = r.get("gpt_response", r.get("response", r))
-        if not isinstance(iid, str) or not isinstance(body, dict) or not isinstance(body.get("interpretable"), bool):
-            raise InputError(f"{path}: results[{i}] needs a string 'instance_id' and a boolean 'interpretable'")
+        if (
+            not isinstance(iid, str)
+            or not isinstance(body, dict)
+            or not isinstance(body.get("interpretable"), bool)
+        ):
+            raise InputError(
+                f"{path}: results[{i}] needs a string 'instance_id' and a boolean 'interpretable'"
+            )
         out[iid] = {
             "interpretable": body["interpretable"],
-            **{k: list(body.get(k, [])) for k in ("concrete_words", "abstract_words", "global_words")},
+            **{
+                k: list(body.get(k, []))
+                for k in ("concrete_words", "abstract_words", "global_words")
+            },
         }
     return out
 
 
 def write_llm_results(path: Path, verdicts: dict[str, dict[str, Any]], judge: str) -> None:
-    results = [{"instance_id": iid, "judge": judge, "gpt_response": v} for iid, v in verdicts.items()]
-    write_json_atomic(Path(path), {"total_instances": len(results), "evaluated": len(results), "results": results})
+    results = [
+        {"instance_id": iid, "judge": judge, "gpt_response": v} for iid, v in verdicts.items()
+    ]
+    write_json_atomic(
+        Path(path), {"total_instances": len(results), "evaluated": len(results), "results": results}
+    )

@@ -32,7 +32,9 @@ def read_json(path: Path) -> Any:
         raise InputError(f"{path}: not valid JSON ({e}) — check the file is complete") from None
 
 
-def records_of(data: Any, path: Path, keys: tuple[str, ...] = ("features", "items", "data")) -> list[dict[str, Any]]:
+def records_of(
+    data: Any, path: Path, keys: tuple[str, ...] = ("features", "items", "data")
+) -> list[dict[str, Any]]:
     """A list of records from a list, or from a dict holding one under a known key, or a
     dict of id → record (the shapes seed 002 accepts)."""
     if isinstance(data, dict):
@@ -42,7 +44,9 @@ def records_of(data: Any, path: Path, keys: tuple[str, ...] = ("features", "item
                 break
         else:
             data = [
-                {"feature_id": k, **v} if isinstance(v, dict) else {"feature_id": k, "description": v}
+                {"feature_id": k, **v}
+                if isinstance(v, dict)
+                else {"feature_id": k, "description": v}
                 for k, v in data.items()
             ]
     if not isinstance(data, list):
@@ -78,9 +82,13 @@ def load_neuronpedia_export(path: Path) -> pd.DataFrame:
     if "description" not in df.columns:
         alt = [c for c in df.columns if "desc" in str(c).lower() or "explanation" in str(c).lower()]
         if not alt:
-            raise InputError(f"{path}: no 'description' field (nor one named like desc*/explanation*)")
+            raise InputError(
+                f"{path}: no 'description' field (nor one named like desc*/explanation*)"
+            )
         df = df.rename(columns={alt[0]: "description"})
-    df["feature_index"] = [feature_index({str(k): v for k, v in r.items()}) for r in df.to_dict("records")]
+    df["feature_index"] = [
+        feature_index({str(k): v for k, v in r.items()}) for r in df.to_dict("records")
+    ]
     return df
 
 
@@ -96,18 +104,22 @@ def clean_value(v: Any) -> Any:
     return v.item() if hasattr(v, "item") else v
 
 
-def human_label_records(payloads: list[dict[str, Any]], labels: dict[int, str]) -> list[dict[str, Any]]:
+def human_label_records(
+    payloads: list[dict[str, Any]], labels: dict[int, str]
+) -> list[dict[str, Any]]:
     """Seed 002 records for the labelled rows, in ``_row_id`` order."""
     out = []
     for row_id in sorted(labels):
         p = payloads[row_id]
-        out.append({
-            "_row_id": int(row_id),
-            "feature_index": clean_value(p.get("feature_index")),
-            "feature_id": clean_value(p.get("feature_id")),
-            "description": clean_value(p.get("description")),
-            "label": labels[row_id],
-        })
+        out.append(
+            {
+                "_row_id": int(row_id),
+                "feature_index": clean_value(p.get("feature_index")),
+                "feature_id": clean_value(p.get("feature_id")),
+                "description": clean_value(p.get("description")),
+                "label": labels[row_id],
+            }
+        )
     return out
 
 
@@ -115,7 +127,9 @@ def write_human_labels(path: Path, records: list[dict[str, Any]]) -> None:
     write_json_atomic(Path(path), records)
 
 
-def read_human_labels(path: Path, label_set: tuple[str, ...] = BINARY_LABELS) -> list[dict[str, Any]]:
+def read_human_labels(
+    path: Path, label_set: tuple[str, ...] = BINARY_LABELS
+) -> list[dict[str, Any]]:
     """Read a human-label JSON file; every record must have an integer ``_row_id`` and a
     label from ``label_set``, else an InputError names the file and the record."""
     path = Path(path)
@@ -130,5 +144,7 @@ def read_human_labels(path: Path, label_set: tuple[str, ...] = BINARY_LABELS) ->
             raise InputError(f"{where}: '_row_id' {row_id} appears twice")
         seen.add(row_id)
         if rec.get("label") not in label_set:
-            raise InputError(f"{where} (_row_id {row_id}): label {rec.get('label')!r} is not one of {', '.join(label_set)}")
+            raise InputError(
+                f"{where} (_row_id {row_id}): label {rec.get('label')!r} is not one of {', '.join(label_set)}"
+            )
     return recs

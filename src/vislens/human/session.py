@@ -60,7 +60,9 @@ class TaskSession:
                 raise InputError(f"task {self.task.name!r} has no item {external_id!r}")
             return found
         if position is None or not 0 <= position < len(self.items):
-            raise InputError(f"task {self.task.name!r}: position {position!r} is outside 0..{len(self.items) - 1}")
+            raise InputError(
+                f"task {self.task.name!r}: position {position!r} is outside 0..{len(self.items) - 1}"
+            )
         return self.items[position]
 
     def state(self, annotator: Annotator) -> State:
@@ -90,5 +92,11 @@ class TaskSession:
         elif value is not None:
             raise InputError(f"a {kind!r} event carries no value")
         return self.store.record(
-            self.task.name, item.id, annotator.id, kind, value, event_uuid=event_uuid, session_id=session_id
+            self.task.name,
+            item.id,
+            annotator.id,
+            kind,
+            value,
+            event_uuid=event_uuid,
+            session_id=session_id,
         )

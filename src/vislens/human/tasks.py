@@ -43,27 +43,43 @@ def create_binary_task(
     df = sample_features(load_neuronpedia_export(export_path), n, seed)
     items = []
     for row_id, rec in enumerate(df.to_dict("records")):
-        items.append(ItemSpec(str(row_id), {
-            "_row_id": row_id,
-            "feature_index": clean_value(rec.get("feature_index")),
-            "feature_id": clean_value(rec.get("feature_id")),
-            "description": "" if clean_value(rec.get("description")) is None else str(rec["description"]),
-        }))
+        items.append(
+            ItemSpec(
+                str(row_id),
+                {
+                    "_row_id": row_id,
+                    "feature_index": clean_value(rec.get("feature_index")),
+                    "feature_id": clean_value(rec.get("feature_id")),
+                    "description": ""
+                    if clean_value(rec.get("description")) is None
+                    else str(rec["description"]),
+                },
+            )
+        )
     return store.create_task(
-        name or binary_task_name(export_path, mode), "binary", items,
-        question=question_for_mode(mode), labels=BINARY_LABELS,
-        settings={"mode": mode, "source": str(export_path)}, seed=seed,
+        name or binary_task_name(export_path, mode),
+        "binary",
+        items,
+        question=question_for_mode(mode),
+        labels=BINARY_LABELS,
+        settings={"mode": mode, "source": str(export_path)},
+        seed=seed,
     )
 
 
-def create_patch_task(store: AnnotationStore, instances_path: Path, *, name: str | None = None) -> Task:
+def create_patch_task(
+    store: AnnotationStore, instances_path: Path, *, name: str | None = None
+) -> Task:
     """A patch-interpretability task from LatentLens instances (data.json or a lens run)."""
     instances = read_instances(instances_path)
     items = [ItemSpec(iid, payload) for iid, payload in instances]
     return store.create_task(
-        name or Path(instances_path).parent.name or "latentlens", "patch", items,
+        name or Path(instances_path).parent.name or "latentlens",
+        "patch",
+        items,
         question="Which of these words describe what is inside the red box?",
-        labels=RELATIONS, settings={"source": str(instances_path)},
+        labels=RELATIONS,
+        settings={"source": str(instances_path)},
     )
 
 
@@ -80,7 +96,11 @@ def read_feature_cards(path: Path) -> list[dict[str, Any]]:
         if fid is None:
             raise InputError(f"{where}: missing 'feature_id'")
         images = rec.get("images")
-        if not isinstance(images, list) or not images or not all(isinstance(p, str) for p in images):
+        if (
+            not isinstance(images, list)
+            or not images
+            or not all(isinstance(p, str) for p in images)
+        ):
             raise InputError(f"{where} (feature {fid}): 'images' must be a non-empty list of paths")
         heatmaps = rec.get("heatmaps") or []
         if not isinstance(heatmaps, list) or (heatmaps and len(heatmaps) != len(images)):
@@ -90,22 +110,29 @@ def read_feature_cards(path: Path) -> list[dict[str, Any]]:
             q = Path(p)
             return str(q if q.is_absolute() else (path.parent / q).resolve())
 
-        out.append({
-            "feature_id": str(fid),
-            "label": str(rec.get("label", "")),
-            "images": [_abs(p) for p in images],
-            "heatmaps": [_abs(p) for p in heatmaps],
-        })
+        out.append(
+            {
+                "feature_id": str(fid),
+                "label": str(rec.get("label", "")),
+                "images": [_abs(p) for p in images],
+                "heatmaps": [_abs(p) for p in heatmaps],
+            }
+        )
     return out
 
 
-def create_rating_task(store: AnnotationStore, features_path: Path, *, name: str | None = None) -> Task:
+def create_rating_task(
+    store: AnnotationStore, features_path: Path, *, name: str | None = None
+) -> Task:
     """A feature-rating task: coherent? label right? (yes / partly / no)."""
     cards = read_feature_cards(features_path)
     items = [ItemSpec(c["feature_id"], c) for c in cards]
     return store.create_task(
-        name or f"{Path(features_path).stem}_rating", "rating", items,
-        question="Is this feature coherent, and is its label right?", labels=RATING_ANSWERS,
+        name or f"{Path(features_path).stem}_rating",
+        "rating",
+        items,
+        question="Is this feature coherent, and is its label right?",
+        labels=RATING_ANSWERS,
         settings={"source": str(features_path)},
     )
 
@@ -125,13 +152,20 @@ def cards_from_sae(
     sae_dir = study.sae_dir(sae_name)
     topk_path = sae_dir / TOPK_FILE
     if not topk_path.is_file():
-        raise InputError(f"{topk_path}: no top-k table — run the SAE top-k step for {sae_name!r} first")
+        raise InputError(
+            f"{topk_path}: no top-k table — run the SAE top-k step for {sae_name!r} first"
+        )
     topk = pd.read_parquet(topk_path)
-    sources = dict(zip(*(read_image_table(study.images_path)[c] for c in ("item_id", "source")), strict=True))
+    sources = dict(
+        zip(*(read_image_table(study.images_path)[c] for c in ("item_id", "source")), strict=True)
+    )
     labels: dict[int, str] = {}
     labels_path = sae_dir / "labels.json"
     if labels_path.is_file():
-        labels = {int(f["feature"]): str(f.get("label", "")) for f in read_json(labels_path).get("features", [])}
+        labels = {
+            int(f["feature"]): str(f.get("label", ""))
+            for f in read_json(labels_path).get("features", [])
+        }
     wanted = sorted(set(topk["feature"])) if features is None else features
     codes = _patch_codes(sae_dir)
     cards = []
@@ -149,8 +183,14 @@ def cards_from_sae(
                 grid = feature_heatmap(codes, int(item_index), int(feat))
                 out = sae_dir / "heatmaps" / f"f{int(feat):06d}_i{int(item_index):08d}.png"
                 heatmaps.append(str(save_overlay(Path(image), grid, out)))
-        cards.append({"feature_id": str(feat), "label": labels.get(int(feat), ""),
-                      "images": images, "heatmaps": heatmaps})
+        cards.append(
+            {
+                "feature_id": str(feat),
+                "label": labels.get(int(feat), ""),
+                "images": images,
+                "heatmaps": heatmaps,
+            }
+        )
     return cards
 
 
@@ -167,13 +207,21 @@ def _patch_codes(sae_dir: Path) -> Any:
 
 
 def create_rating_task_from_sae(
-    store: AnnotationStore, study: Any, sae_name: str, *, n_images: int = 9,
-    features: list[int] | None = None, name: str | None = None,
+    store: AnnotationStore,
+    study: Any,
+    sae_name: str,
+    *,
+    n_images: int = 9,
+    features: list[int] | None = None,
+    name: str | None = None,
 ) -> Task:
     """A feature-rating task over an SAE run's features (see :func:`cards_from_sae`)."""
     cards = cards_from_sae(study, sae_name, n_images=n_images, features=features)
     return store.create_task(
-        name or f"{sae_name}_rating", "rating", [ItemSpec(c["feature_id"], c) for c in cards],
-        question="Is this feature coherent, and is its label right?", labels=RATING_ANSWERS,
+        name or f"{sae_name}_rating",
+        "rating",
+        [ItemSpec(c["feature_id"], c) for c in cards],
+        question="Is this feature coherent, and is its label right?",
+        labels=RATING_ANSWERS,
         settings={"source": f"sae/{sae_name}"},
     )

@@ -35,10 +35,15 @@ def current_table(store: AnnotationStore, task_name: str) -> pd.DataFrame:
         last = {e.position: e for e in evs if e.kind == "label"}
         ext = {e.position: e.external_id for e in evs}
         for pos in sorted(values):
-            rows.append({
-                "annotator": name, "item_id": ext[pos], "position": pos,
-                "value": values[pos], "updated_at": last[pos].created_at.isoformat(),
-            })
+            rows.append(
+                {
+                    "annotator": name,
+                    "item_id": ext[pos],
+                    "position": pos,
+                    "value": values[pos],
+                    "updated_at": last[pos].created_at.isoformat(),
+                }
+            )
     return pd.DataFrame(rows, columns=["annotator", "item_id", "position", "value", "updated_at"])
 
 
@@ -61,15 +66,24 @@ def _parse_time(ts: Any) -> datetime | None:
 
 
 # -- seed 002 ------------------------------------------------------------------------
-def import_human_labels(store: AnnotationStore, path: Path, *, annotator: str, task_name: str | None = None) -> int:
+def import_human_labels(
+    store: AnnotationStore, path: Path, *, annotator: str, task_name: str | None = None
+) -> int:
     """Load a seed 002 human-label file as ``annotator``'s labels; creates the task from
     the file's records when it does not exist. Returns the number of labels stored."""
     recs = read_human_labels(path)
     name = task_name or Path(path).stem
     if name not in {t.name for t in store.tasks()}:
-        items = [ItemSpec(str(r["_row_id"]), {k: r.get(k) for k in ("_row_id", "feature_index", "feature_id", "description")})
-                 for r in sorted(recs, key=lambda r: r["_row_id"])]
-        store.create_task(name, "binary", items, labels=BINARY_LABELS, settings={"source": str(path)})
+        items = [
+            ItemSpec(
+                str(r["_row_id"]),
+                {k: r.get(k) for k in ("_row_id", "feature_index", "feature_id", "description")},
+            )
+            for r in sorted(recs, key=lambda r: r["_row_id"])
+        ]
+        store.create_task(
+            name, "binary", items, labels=BINARY_LABELS, settings={"source": str(path)}
+        )
     session = TaskSession(store, name)
     ann = store.add_annotator(annotator)
     digest = _digest(path)
@@ -77,18 +91,30 @@ def import_human_labels(store: AnnotationStore, path: Path, *, annotator: str, t
         try:
             item = session.item(external_id=str(rec["_row_id"]))
         except InputError:
-            raise InputError(f"{path}: record {i}: _row_id {rec['_row_id']} is not an item of task {name!r}") from None
-        session.act(ann, "label", item, rec["label"], event_uuid=stable_event_id("labels", name, ann.name, digest, i))
+            raise InputError(
+                f"{path}: record {i}: _row_id {rec['_row_id']} is not an item of task {name!r}"
+            ) from None
+        session.act(
+            ann,
+            "label",
+            item,
+            rec["label"],
+            event_uuid=stable_event_id("labels", name, ann.name, digest, i),
+        )
     return len(recs)
 
 
-def export_human_labels(store: AnnotationStore, task_name: str, annotator: str | None = None) -> list[dict[str, Any]]:
+def export_human_labels(
+    store: AnnotationStore, task_name: str, annotator: str | None = None
+) -> list[dict[str, Any]]:
     """Seed 002 records of one annotator's current labels (the only one if not named)."""
     table = current_table(store, task_name)
     names = sorted(set(table["annotator"]))
     if annotator is None:
         if len(names) > 1:
-            raise InputError(f"task {task_name!r} has labels from {', '.join(names)} — choose one with --annotator")
+            raise InputError(
+                f"task {task_name!r} has labels from {', '.join(names)} — choose one with --annotator"
+            )
         annotator = names[0] if names else ""
     sub = table[table["annotator"] == annotator]
     payloads = [it.payload for it in store.items(task_name)]
@@ -101,7 +127,10 @@ def import_evaluations(store: AnnotationStore, task_name: str, paths: list[Path]
     """Load ``evaluation_<user>_<session>.json`` files into a patch task. Each file is
     checked in full before any of it is stored. Returns the number of answers stored."""
     session = TaskSession(store, task_name)
-    known = {it.external_id: {c["word"] for c in it.payload.get("candidates_view", [])} for it in session.items}
+    known = {
+        it.external_id: {c["word"] for c in it.payload.get("candidates_view", [])}
+        for it in session.items
+    }
     n = 0
     for path in paths:
         data = read_evaluation(path, known)
@@ -109,12 +138,23 @@ def import_evaluations(store: AnnotationStore, task_name: str, paths: list[Path]
         digest = _digest(path)
         sid = str(data.get("sessionId", ""))
         for i, r in enumerate(data["results"]):
-            value = {"words": r.get("selectedWords", []), "none": bool(r.get("noneSelected", False))}
+            value = {
+                "words": r.get("selectedWords", []),
+                "none": bool(r.get("noneSelected", False)),
+            }
             item = session.item(external_id=r["instanceId"])
             where = f"{path}: results[{i}]"
             value = session.kind.validate(value, item.payload, where)
-            store.record(task_name, item.id, ann.id, "label", value, event_uuid=stable_event_id("evaluation", task_name, digest, i),
-                         session_id=sid, created_at=_parse_time(r.get("timestamp")))
+            store.record(
+                task_name,
+                item.id,
+                ann.id,
+                "label",
+                value,
+                event_uuid=stable_event_id("evaluation", task_name, digest, i),
+                session_id=sid,
+                created_at=_parse_time(r.get("timestamp")),
+            )
             n += 1
     return n
 
@@ -126,17 +166,25 @@ def export_evaluations(store: AnnotationStore, task_name: str, out_dir: Path) ->
     sessions = {e.annotator: e.session_id for e in store.events(task_name) if e.session_id}
     for name, sub in table.groupby("annotator", sort=True):
         session = sessions.get(str(name)) or "vislens"
-        results = [{
-            "instanceId": r["item_id"],
-            "selectedWords": r["value"].get("words", []),
-            "noneSelected": bool(r["value"].get("none", False)),
-            "timestamp": r["updated_at"],
-        } for r in _records(sub.sort_values("position"))]
+        results = [
+            {
+                "instanceId": r["item_id"],
+                "selectedWords": r["value"].get("words", []),
+                "noneSelected": bool(r["value"].get("none", False)),
+                "timestamp": r["updated_at"],
+            }
+            for r in _records(sub.sort_values("position"))
+        ]
         path = Path(out_dir) / evaluation_name(str(name), session)
-        write_json_atomic(path, {
-            "userId": name, "sessionId": session,
-            "timestamp": datetime.now(timezone.utc).isoformat(), "results": results,
-        })
+        write_json_atomic(
+            path,
+            {
+                "userId": name,
+                "sessionId": session,
+                "timestamp": datetime.now(timezone.utc).isoformat(),
+                "results": results,
+            },
+        )
         written.append(path)
     return written
 
@@ -151,7 +199,9 @@ def import_llm_results(store: AnnotationStore, task_name: str, path: Path, *, ju
             item = session.item(external_id=iid)
         except InputError:
             if iid not in by_alias:
-                raise InputError(f"{path}: instance_id {iid!r} is not an item of task {task_name!r}") from None
+                raise InputError(
+                    f"{path}: instance_id {iid!r} is not an item of task {task_name!r}"
+                ) from None
             item = by_alias[iid]
         store.set_verdict(task_name, item.id, judge, v)
     return len(verdicts)
@@ -163,7 +213,9 @@ def export_llm_results(store: AnnotationStore, task_name: str, path: Path, *, ju
     return len(rows)
 
 
-def import_classifications(store: AnnotationStore, task_name: str, path: Path, *, judge: str) -> int:
+def import_classifications(
+    store: AnnotationStore, task_name: str, path: Path, *, judge: str
+) -> int:
     """Store a model's seed 002 classification JSON (``{feature_id, feature_index,
     description, label}`` records) as verdicts on a binary task, matched on feature_index
     (else feature_id); records for features outside the task's sample are ignored."""
@@ -171,17 +223,33 @@ def import_classifications(store: AnnotationStore, task_name: str, path: Path, *
 
     session = TaskSession(store, task_name)
     if session.task.kind != "binary":
-        raise InputError(f"task {task_name!r} is a {session.task.kind} task; classification files go with binary tasks")
+        raise InputError(
+            f"task {task_name!r} is a {session.task.kind} task; classification files go with binary tasks"
+        )
     table = label_table(path)
-    by_index = {it.payload.get("feature_index"): it for it in session.items if it.payload.get("feature_index") is not None}
-    by_id = {it.payload.get("feature_id"): it for it in session.items if it.payload.get("feature_id") is not None}
+    by_index = {
+        it.payload.get("feature_index"): it
+        for it in session.items
+        if it.payload.get("feature_index") is not None
+    }
+    by_id = {
+        it.payload.get("feature_id"): it
+        for it in session.items
+        if it.payload.get("feature_id") is not None
+    }
     n = 0
     for rec in table.to_dict("records"):
         idx = rec["feature_index"]
-        item = by_index.get(int(idx)) if idx is not None and not pd.isna(idx) else by_id.get(rec["feature_id"])
+        item = (
+            by_index.get(int(idx))
+            if idx is not None and not pd.isna(idx)
+            else by_id.get(rec["feature_id"])
+        )
         if item is not None:
             store.set_verdict(task_name, item.id, judge, rec["label"])
             n += 1
     if n == 0:
-        raise InputError(f"{path}: no record matches a feature of task {task_name!r} (by feature_index or feature_id)")
+        raise InputError(
+            f"{path}: no record matches a feature of task {task_name!r} (by feature_index or feature_id)"
+        )
     return n

@@ -87,7 +87,9 @@ def _read_manifest(root: Path) -> dict[str, Any]:
         raise InputError(f"{path}: not valid JSON ({e.msg})") from None
     version = manifest.get("schema_version")
     if version != SCHEMA_VERSION:
-        raise InputError(f"{path}: schema_version {version!r}; this vislens reads {SCHEMA_VERSION} — upgrade vislens")
+        raise InputError(
+            f"{path}: schema_version {version!r}; this vislens reads {SCHEMA_VERSION} — upgrade vislens"
+        )
     return manifest
 
 
@@ -99,7 +101,9 @@ def _info_from_manifest(manifest: dict[str, Any]) -> StoreInfo:
 class ActivationWriter:
     """Writes shards into ``root`` for a fixed ``StoreInfo``; resumes a compatible store."""
 
-    def __init__(self, root: Path, info: StoreInfo, item_ids: Sequence[str], *, overwrite: bool = False) -> None:
+    def __init__(
+        self, root: Path, info: StoreInfo, item_ids: Sequence[str], *, overwrite: bool = False
+    ) -> None:
         self.root = Path(root)
         self.info = info
         if len(item_ids) != info.n_items:
@@ -121,8 +125,12 @@ class ActivationWriter:
         else:
             self._clear()
             self.complete = set()
-            table = pa.table({"item_index": pa.array(np.arange(len(item_ids)), pa.int64()),
-                              "item_id": pa.array(list(item_ids), pa.string())})
+            table = pa.table(
+                {
+                    "item_index": pa.array(np.arange(len(item_ids)), pa.int64()),
+                    "item_id": pa.array(list(item_ids), pa.string()),
+                }
+            )
             with atomic_path(self.root / ITEMS) as tmp:
                 pq.write_table(table, tmp)
             self._write_manifest()
@@ -149,14 +157,21 @@ class ActivationWriter:
         start, stop = self.info.shard_bounds(k)
         item_index = torch.arange(start, stop, dtype=torch.int64)
         if set(acts_by_layer) != set(self.info.layers):
-            raise ValueError(f"shard {k}: expected layers {self.info.layers}, got {sorted(acts_by_layer)}")
+            raise ValueError(
+                f"shard {k}: expected layers {self.info.layers}, got {sorted(acts_by_layer)}"
+            )
         for layer, acts in acts_by_layer.items():
             if acts.shape[0] != stop - start:
-                raise ValueError(f"shard {k}, layer {layer}: {acts.shape[0]} rows, expected {stop - start}")
+                raise ValueError(
+                    f"shard {k}, layer {layer}: {acts.shape[0]} rows, expected {stop - start}"
+                )
             path = shard_path(self.root, layer, k)
             with atomic_path(path) as tmp:
-                save_file({"acts": acts.contiguous(), "item_index": item_index}, str(tmp),
-                          metadata={"layer": str(layer), "shard": str(k)})
+                save_file(
+                    {"acts": acts.contiguous(), "item_index": item_index},
+                    str(tmp),
+                    metadata={"layer": str(layer), "shard": str(k)},
+                )
         self.complete.add(k)
         self._write_manifest()
 
@@ -187,7 +202,9 @@ class ActivationStore:
 
     def _check_layer(self, layer: int) -> None:
         if layer not in self.info.layers:
-            raise InputError(f"{self.root}: layer {layer} was not extracted (stored: {self.info.layers})")
+            raise InputError(
+                f"{self.root}: layer {layer} was not extracted (stored: {self.info.layers})"
+            )
 
     def iter_shards(self, layer: int) -> Iterator[tuple[np.ndarray, Tensor]]:
         """Yield ``(item_index int64[n], acts)`` for every complete shard of ``layer``, in order.
@@ -202,5 +219,7 @@ class ActivationStore:
     def load(self, layer: int) -> Tensor:
         """Every stored item of ``layer`` as one tensor (rows in item order)."""
         if not self.is_complete:
-            raise InputError(f"{self.root}: extraction is not finished — re-run `vislens extract` to complete it")
+            raise InputError(
+                f"{self.root}: extraction is not finished — re-run `vislens extract` to complete it"
+            )
         return torch.cat([acts for _, acts in self.iter_shards(layer)], dim=0)

@@ -13,16 +13,22 @@ def parse_layers(text: str) -> list[int]:
     try:
         return [int(x) for x in text.split(",") if x.strip()]
     except ValueError:
-        raise typer.BadParameter(f"'{text}': give comma-separated integers, e.g. 7,8,11 or -1") from None
+        raise typer.BadParameter(
+            f"'{text}': give comma-separated integers, e.g. 7,8,11 or -1"
+        ) from None
 
 
 def extract_command(
     study_dir: Annotated[Path, typer.Argument(metavar="STUDY", help="The study directory.")],
-    layers: Annotated[str | None, typer.Option(help="Layers, e.g. 7,8,11 (0 = embeddings, -1 = last block).")] = None,
+    layers: Annotated[
+        str | None, typer.Option(help="Layers, e.g. 7,8,11 (0 = embeddings, -1 = last block).")
+    ] = None,
     tokens: Annotated[str | None, typer.Option(help="cls, patches, all or mean.")] = None,
     batch_size: Annotated[int | None, typer.Option(help="Images per forward pass.")] = None,
     shard_size: Annotated[int | None, typer.Option(help="Images per shard.")] = None,
-    overwrite: Annotated[bool, typer.Option(help="Replace activations made with other settings.")] = False,
+    overwrite: Annotated[
+        bool, typer.Option(help="Replace activations made with other settings.")
+    ] = False,
 ) -> None:
     """Extract residual-stream activations of the study's images (resumable: re-run after a kill)."""
     from vislens.store.extract import extract
@@ -39,7 +45,9 @@ def extract_command(
     )
     skipped = result.n_shards - result.n_shards_written
     if result.n_shards_written == 0:
-        typer.echo(f"{result.n_items} images, all {result.n_shards} shards already done -> {result.root}")
+        typer.echo(
+            f"{result.n_items} images, all {result.n_shards} shards already done -> {result.root}"
+        )
         return
     typer.echo(
         f"{result.n_items} images, {result.n_shards} shards ({skipped} already done) -> {result.root}\n"

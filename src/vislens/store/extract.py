@@ -55,12 +55,19 @@ def ensure_image_table(study: Study) -> list[ImageRecord]:
                 f"{study.config_path}: key 'images.source' is empty — set it to a folder, a "
                 "manifest or a grid-world directory (or run `vislens init DIR --images PATH`)"
             )
-        source = open_source(study.resolve(cfg.source), cfg.kind, path_column=cfg.path_column, id_column=cfg.id_column)
+        source = open_source(
+            study.resolve(cfg.source),
+            cfg.kind,
+            path_column=cfg.path_column,
+            id_column=cfg.id_column,
+        )
         write_image_table(build_image_table(source), study.images_path)
     return read_records(study.images_path)
 
 
-def _prepare(encoder: VisionEncoder, records: Sequence[ImageRecord], url_timeout_s: float) -> Tensor:
+def _prepare(
+    encoder: VisionEncoder, records: Sequence[ImageRecord], url_timeout_s: float
+) -> Tensor:
     images = [load_image(r, url_timeout_s=url_timeout_s) for r in records]
     return encoder.preprocess(images)
 
@@ -83,16 +90,28 @@ def extract(
     from vislens.progress import make_progress
 
     cfg = study.config
-    updates = {k: v for k, v in {"layers": list(layers) if layers is not None else None, "tokens": tokens,
-                                 "batch_size": batch_size, "shard_size": shard_size}.items() if v is not None}
+    updates = {
+        k: v
+        for k, v in {
+            "layers": list(layers) if layers is not None else None,
+            "tokens": tokens,
+            "batch_size": batch_size,
+            "shard_size": shard_size,
+        }.items()
+        if v is not None
+    }
     ex = cfg.extract.model_copy(update=updates)
     type(ex).model_validate(ex.model_dump())  # re-validate the overrides
     if encoder is None:
         if not cfg.model.name_or_path:
-            raise ConfigError(f"{study.config_path}: key 'model.name_or_path' is empty — name a hub id or model directory")
+            raise ConfigError(
+                f"{study.config_path}: key 'model.name_or_path' is empty — name a hub id or model directory"
+            )
         name = cfg.model.name_or_path
         local = study.resolve(name)
-        encoder = load_vision_encoder(str(local) if local.is_dir() else name, device=cfg.model.device, dtype=cfg.model.dtype)
+        encoder = load_vision_encoder(
+            str(local) if local.is_dir() else name, device=cfg.model.device, dtype=cfg.model.dtype
+        )
     layer_ids = encoder.resolve_layers(ex.layers)
     records = ensure_image_table(study)
     url_timeout = cfg.images.url_timeout_s
@@ -103,10 +122,20 @@ def extract(
     n_tokens = 1 if probe.dim() == 2 else int(probe.shape[1])
     ids = [r.item_id for r in records]
     info = StoreInfo(
-        model=encoder.name_or_path, model_type=encoder.model_type, layers=layer_ids, tokens=ex.tokens,
-        has_cls=layout.has_cls, n_prefix_tokens=layout.n_prefix_tokens, grid_h=layout.grid_h,
-        grid_w=layout.grid_w, n_tokens=n_tokens, d_model=encoder.d_model, dtype=ex.dtype,
-        shard_size=ex.shard_size, n_items=len(records), items_sha256=items_digest(ids),
+        model=encoder.name_or_path,
+        model_type=encoder.model_type,
+        layers=layer_ids,
+        tokens=ex.tokens,
+        has_cls=layout.has_cls,
+        n_prefix_tokens=layout.n_prefix_tokens,
+        grid_h=layout.grid_h,
+        grid_w=layout.grid_w,
+        n_tokens=n_tokens,
+        d_model=encoder.d_model,
+        dtype=ex.dtype,
+        shard_size=ex.shard_size,
+        n_items=len(records),
+        items_sha256=items_digest(ids),
     )
     writer = ActivationWriter(study.activations_dir, info, ids, overwrite=overwrite)
     study.config = cfg.model_copy(update={"extract": ex})
@@ -123,20 +152,29 @@ def extract(
     n_todo = sum(len(b) for _, b in batches)
     t0 = time.perf_counter()
     parts: dict[int, list[Tensor]] = {layer: [] for layer in layer_ids}
-    with ThreadPoolExecutor(max_workers=max(1, ex.num_workers)) as pool, make_progress() as progress:
+    with (
+        ThreadPoolExecutor(max_workers=max(1, ex.num_workers)) as pool,
+        make_progress() as progress,
+    ):
         task = progress.add_task("extract", total=n_todo)
         ahead = max(2, ex.num_workers)
-        futures: list[Future[Tensor]] = [pool.submit(_prepare, encoder, b, url_timeout) for _, b in batches[:ahead]]
+        futures: list[Future[Tensor]] = [
+            pool.submit(_prepare, encoder, b, url_timeout) for _, b in batches[:ahead]
+        ]
         for i, (k, batch) in enumerate(batches):
             pixel_values = futures[i].result()
             if i + ahead < len(batches):
                 futures.append(pool.submit(_prepare, encoder, batches[i + ahead][1], url_timeout))
             acts = encoder.residual_stream(pixel_values, layer_ids)
             for layer in layer_ids:
-                parts[layer].append(select_tokens(acts[layer], ex.tokens, layout).to("cpu", store_dtype))
+                parts[layer].append(
+                    select_tokens(acts[layer], ex.tokens, layout).to("cpu", store_dtype)
+                )
             progress.advance(task, len(batch))
             if i + 1 == len(batches) or batches[i + 1][0] != k:
                 writer.write_shard(k, {layer: torch.cat(parts[layer]) for layer in layer_ids})
                 parts = {layer: [] for layer in layer_ids}
     seconds = time.perf_counter() - t0
-    return ExtractResult(study.activations_dir, len(records), info.n_shards, len(pending), n_todo, seconds)
+    return ExtractResult(
+        study.activations_dir, len(records), info.n_shards, len(pending), n_todo, seconds
+    )

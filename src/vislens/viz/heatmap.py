@@ -12,7 +12,11 @@ from vislens.io import atomic_path
 
 
 def overlay_heatmap(
-    image: Image.Image, grid_hw: Float[np.ndarray, "h w"], *, alpha: float = 0.6, vmax: float | None = None
+    image: Image.Image,
+    grid_hw: Float[np.ndarray, "h w"],
+    *,
+    alpha: float = 0.6,
+    vmax: float | None = None,
 ) -> Image.Image:
     """``image`` with ``grid_hw`` (one value per patch, >= 0) upsampled to its size and drawn in red.
 

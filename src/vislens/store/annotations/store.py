@@ -109,11 +109,15 @@ class AnnotationStore:
     def __init__(self, url: str, *, sqlite_synchronous: str = "NORMAL") -> None:
         self.url = url
         if sqlite_synchronous not in ("NORMAL", "FULL"):
-            raise ConfigError(f"sqlite_synchronous must be NORMAL or FULL, got {sqlite_synchronous!r}")
+            raise ConfigError(
+                f"sqlite_synchronous must be NORMAL or FULL, got {sqlite_synchronous!r}"
+            )
         try:
             if url.startswith("sqlite"):
                 self.engine = _sqlite_engine(url, immediate=False, synchronous=sqlite_synchronous)
-                self._write_engine = _sqlite_engine(url, immediate=True, synchronous=sqlite_synchronous)
+                self._write_engine = _sqlite_engine(
+                    url, immediate=True, synchronous=sqlite_synchronous
+                )
             else:
                 self.engine = create_engine(url, pool_size=20, max_overflow=20, pool_pre_ping=True)
                 self._write_engine = self.engine
@@ -148,7 +152,9 @@ class AnnotationStore:
         try:
             Base.metadata.create_all(self._write_engine)
         except Exception as e:
-            raise ConfigError(f"annotation store {self.url!r}: cannot open or create tables ({e})") from None
+            raise ConfigError(
+                f"annotation store {self.url!r}: cannot open or create tables ({e})"
+            ) from None
         with self._write() as s:
             row = s.get(Meta, "schema_version")
             if row is None:
@@ -176,10 +182,18 @@ class AnnotationStore:
         ids = [it.external_id for it in items]
         if len(set(ids)) != len(ids):
             dup = next(i for i in ids if ids.count(i) > 1)
-            raise InputError(f"task {name!r}: item id {dup!r} appears twice — item ids must be unique")
+            raise InputError(
+                f"task {name!r}: item id {dup!r} appears twice — item ids must be unique"
+            )
         task = Task(
-            name=name, kind=kind, title=title or name, question=question, labels=list(labels),
-            settings=settings or {}, seed=seed, n_items=len(items),
+            name=name,
+            kind=kind,
+            title=title or name,
+            question=question,
+            labels=list(labels),
+            settings=settings or {},
+            seed=seed,
+            n_items=len(items),
         )
         try:
             with self._write() as s:
@@ -190,7 +204,9 @@ class AnnotationStore:
                     for i, it in enumerate(items)
                 )
         except IntegrityError:
-            raise InputError(f"task {name!r} already exists — pick another --name or delete it") from None
+            raise InputError(
+                f"task {name!r} already exists — pick another --name or delete it"
+            ) from None
         return task
 
     def tasks(self) -> list[Task]:
@@ -207,7 +223,9 @@ class AnnotationStore:
 
     def items(self, task_name: str) -> list[Item]:
         with self._read() as s:
-            return list(s.scalars(select(Item).where(Item.task_name == task_name).order_by(Item.position)))
+            return list(
+                s.scalars(select(Item).where(Item.task_name == task_name).order_by(Item.position))
+            )
 
     # -- annotators -------------------------------------------------------------------
     def add_annotator(self, name: str) -> Annotator:
@@ -237,7 +255,9 @@ class AnnotationStore:
                 found = s.scalars(select(Annotator).where(Annotator.name == name)).first()
                 what = f"name {name!r}"
         if found is None:
-            raise InputError(f"no annotator with this {what} — ask for a new link or add the annotator")
+            raise InputError(
+                f"no annotator with this {what} — ask for a new link or add the annotator"
+            )
         return found
 
     def annotators(self) -> list[Annotator]:
@@ -264,8 +284,14 @@ class AnnotationStore:
         if not isinstance(event_uuid, str) or not 0 < len(event_uuid) <= 64:
             raise InputError(f"event id {event_uuid!r} must be a string of 1 to 64 characters")
         row = Event(
-            event_uuid=event_uuid, task_name=task_name, item_id=item_id, annotator_id=annotator_id,
-            kind=kind, value=value, session_id=session_id, created_at=created_at or datetime.now(timezone.utc),
+            event_uuid=event_uuid,
+            task_name=task_name,
+            item_id=item_id,
+            annotator_id=annotator_id,
+            kind=kind,
+            value=value,
+            session_id=session_id,
+            created_at=created_at or datetime.now(timezone.utc),
         )
         try:
             with self._write() as s:
@@ -278,8 +304,15 @@ class AnnotationStore:
             old = s.scalars(select(Event).where(Event.event_uuid == event_uuid)).first()
         if old is None:
             raise InputError(f"event for task {task_name!r} refers to an unknown item or annotator")
-        if (old.task_name, old.item_id, old.annotator_id, old.kind) != (task_name, item_id, annotator_id, kind):
-            raise InputError(f"event id {event_uuid!r} was already used for a different event — send a new id")
+        if (old.task_name, old.item_id, old.annotator_id, old.kind) != (
+            task_name,
+            item_id,
+            annotator_id,
+            kind,
+        ):
+            raise InputError(
+                f"event id {event_uuid!r} was already used for a different event — send a new id"
+            )
         return Recorded(old.id, event_uuid, duplicate=True)
 
     def events(self, task_name: str, annotator_id: int | None = None) -> list[EventRow]:
@@ -295,7 +328,17 @@ class AnnotationStore:
             q = q.where(Event.annotator_id == annotator_id)
         with self._read() as s:
             return [
-                EventRow(e.id, e.event_uuid, e.kind, pos, ext, name, e.value, e.session_id, _as_utc(e.created_at))
+                EventRow(
+                    e.id,
+                    e.event_uuid,
+                    e.kind,
+                    pos,
+                    ext,
+                    name,
+                    e.value,
+                    e.session_id,
+                    _as_utc(e.created_at),
+                )
                 for e, pos, ext, name in s.execute(q)
             ]
 
@@ -307,16 +350,24 @@ class AnnotationStore:
             return int(s.scalar(q) or 0)
 
     # -- judge verdicts ---------------------------------------------------------------
-    def set_verdict(self, task_name: str, item_id: int, judge: str, value: Any, raw: str = "") -> None:
+    def set_verdict(
+        self, task_name: str, item_id: int, judge: str, value: Any, raw: str = ""
+    ) -> None:
         """Store a judge's answer for an item, replacing that judge's earlier one."""
         with self._write() as s:
             old = s.scalars(
                 select(JudgeVerdict).where(
-                    JudgeVerdict.task_name == task_name, JudgeVerdict.item_id == item_id, JudgeVerdict.judge == judge
+                    JudgeVerdict.task_name == task_name,
+                    JudgeVerdict.item_id == item_id,
+                    JudgeVerdict.judge == judge,
                 )
             ).first()
             if old is None:
-                s.add(JudgeVerdict(task_name=task_name, item_id=item_id, judge=judge, value=value, raw=raw))
+                s.add(
+                    JudgeVerdict(
+                        task_name=task_name, item_id=item_id, judge=judge, value=value, raw=raw
+                    )
+                )
             else:
                 old.value, old.raw, old.created_at = value, raw, datetime.now(timezone.utc)
 
