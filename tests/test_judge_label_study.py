@@ -102,7 +102,10 @@ def test_label_command_writes_labels_json(tmp_path: Path, server: FakeOpenAIServ
     data = json.loads((study.sae_dir("s") / "labels.json").read_text())
     assert [f["feature"] for f in data["features"]] == [2, 0] and data["sae"] == "s"
     assert data["features"][0]["tier"] == 1 and data["features"][0]["n_images"] == 4
-    assert "monosemanticity score 0.80" in last_user_text(server.received[0])
+    # Requests run concurrently, so find feature 2's by its text rather than its arrival order.
+    prompts = [last_user_text(r) for r in server.received]
+    [prompt_2] = [p for p in prompts if "SAE feature #2 " in p]
+    assert "monosemanticity score 0.80" in prompt_2
     assert study.judge_cache_path.is_file()
 
 
