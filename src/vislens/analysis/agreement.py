@@ -18,6 +18,17 @@ import pandas as pd
 Report = dict[str, Any]
 
 
+CORRELATION_FIELDS = (
+    "pearson_r",
+    "pearson_p",
+    "spearman_r",
+    "spearman_p",
+    "pearson_ci",
+    "spearman_ci",
+)
+"""Keys that ``correlations`` fills (or marks undefined, with the reason)."""
+
+
 def mark_undefined(report: Report, name: str, reason: str) -> None:
     """Record that statistic ``name`` is not defined for this data, and why."""
     report[name] = None
@@ -99,26 +110,12 @@ def correlations(
     out: Report = {}
     x_arr, y_arr = np.asarray(x, float), np.asarray(y, float)
     if len(x_arr) < 3:
-        for k in (
-            "pearson_r",
-            "pearson_p",
-            "spearman_r",
-            "spearman_p",
-            "pearson_ci",
-            "spearman_ci",
-        ):
+        for k in CORRELATION_FIELDS:
             mark_undefined(out, k, f"needs at least 3 paired items, got {len(x_arr)}")
         return out
     if np.ptp(x_arr) == 0 or np.ptp(y_arr) == 0:
         which = "first" if np.ptp(x_arr) == 0 else "second"
-        for k in (
-            "pearson_r",
-            "pearson_p",
-            "spearman_r",
-            "spearman_p",
-            "pearson_ci",
-            "spearman_ci",
-        ):
+        for k in CORRELATION_FIELDS:
             mark_undefined(out, k, f"the {which} rater gives every item the same value")
         return out
     for name, fn, stat in (("pearson", pearsonr, _pearson), ("spearman", spearmanr, _spearman)):
