@@ -20,6 +20,8 @@ def test_demo_end_to_end_and_resume(tmp_path):
     for qa in questions:
         assert qa["answer"] and qa["truth"] and qa["correct"] == (qa["answer"] == qa["truth"])
     assert {q["truth"] for q in questions[:2]} == {"yes", "no"}
+    # The shipped toy answers these well (docs/toy.md): a regression shows here.
+    assert sum(q["correct"] for q in questions) >= 3, questions
     saved = json.loads((tmp_path / "d" / "study" / "reports" / "demo.json").read_text())
     assert saved["questions"] == questions
 

@@ -9,6 +9,11 @@ phrasings are fixed, so a question's words say exactly which task it is:
 - ``location``   "where is the green circle?" -> "row 3, column 7" (asked only when unique)
 - ``count``      "how many shapes are there?" / "how many red shapes are there?" -> "2"
 - ``caption``    "describe the image." -> ``caption_for(objects)``
+
+Each QA also names its *evidence*: the cells (``r * grid + c``) the answer depends on — the
+cells holding the asked colour and shape, the named cell, the counted shapes. Training
+uses them as an auxiliary target (``train.py``), and they are the ground truth for "where
+should the model look" when probing its attention.
 """
 
 from __future__ import annotations
@@ -30,6 +35,9 @@ class QA:
     kind: str
     question: str
     answer: str
+    evidence: tuple[int, ...] | None = None
+    """Cells ``r * grid + c`` the answer depends on (empty: none hold what is asked;
+    ``None``: the whole image, as for captions)."""
 
 
 def presence_question(
@@ -47,7 +55,8 @@ def presence_question(
         near = [p for p in absent if any(p[0] == c or p[1] == s for c, s in pairs)]
         pool = near if near and rng.random() < 0.5 else absent
         color, shape = pool[int(rng.integers(len(pool)))]
-    return QA("presence", f"is there a {color} {shape}?", "yes" if present else "no")
+    cells = tuple(sorted(o.r * 10 + o.c for o in objects if (o.color, o.shape) == (color, shape)))
+    return QA("presence", f"is there a {color} {shape}?", "yes" if present else "no", cells)
 
 
 def cell_question(
@@ -67,11 +76,11 @@ def cell_question(
         empty = [(r, c) for r in range(grid) for c in range(grid) if (r, c) not in by_cell]
         r, c = empty[int(rng.integers(len(empty)))]
     obj = by_cell.get((r, c))
+    cell = (r * grid + c,)
     if kind == "cell_color":
-        return QA(
-            kind, f"what color is the shape in row {r}, column {c}?", obj.color if obj else "none"
-        )
-    return QA(kind, f"what shape is in row {r}, column {c}?", obj.shape if obj else "none")
+        question = f"what color is the shape in row {r}, column {c}?"
+        return QA(kind, question, obj.color if obj else "none", cell)
+    return QA(kind, f"what shape is in row {r}, column {c}?", obj.shape if obj else "none", cell)
 
 
 def location_question(objects: Sequence[GridObject], rng: np.random.Generator) -> QA | None:
@@ -83,16 +92,22 @@ def location_question(objects: Sequence[GridObject], rng: np.random.Generator) -
     if not unique:
         return None
     o = unique[int(rng.integers(len(unique)))]
-    return QA("location", f"where is the {o.color} {o.shape}?", f"row {o.r}, column {o.c}")
+    return QA(
+        "location",
+        f"where is the {o.color} {o.shape}?",
+        f"row {o.r}, column {o.c}",
+        (o.r * 10 + o.c,),
+    )
 
 
 def count_question(objects: Sequence[GridObject], rng: np.random.Generator) -> QA:
     """How many shapes, or how many of one colour."""
     if rng.random() < 0.5:
-        return QA("count", "how many shapes are there?", str(len(objects)))
+        cells = tuple(sorted(o.r * 10 + o.c for o in objects))
+        return QA("count", "how many shapes are there?", str(len(objects)), cells)
     color = tuple(COLORS)[int(rng.integers(len(COLORS)))]
-    n = sum(o.color == color for o in objects)
-    return QA("count", f"how many {color} shapes are there?", str(n))
+    cells = tuple(sorted(o.r * 10 + o.c for o in objects if o.color == color))
+    return QA("count", f"how many {color} shapes are there?", str(len(cells)), cells)
 
 
 def caption_question(objects: Sequence[GridObject]) -> QA:

@@ -6,11 +6,13 @@ column. End-to-end training from scratch stays at chance for a long time; giving
 its own dense signal first makes the second stage quick.
 
 Stage 2 (``lm``): with the tower frozen, the connector and the Llama LM learn captions and
-questions (``tasks.py``) in the toy prompt ``{question} <image> answer: {answer}</s>``.
+questions (``tasks.py``) in the toy prompt ``<s> {question} <image> answer: {answer}</s>``.
 The question comes first so each image token can compare its own content with the words
-asked about, and the answer token only has to pool those matches; with the image first
-the same model stayed at chance for 600 steps. Only answer tokens (and ``</s>``) carry
-loss. Because the tower is frozen its features are computed once per image.
+asked about, and the answer token only has to read the tokens that matched. Answer tokens
+(and ``</s>``) carry the language-model loss; an auxiliary *evidence* loss tells the
+image tokens, part-way up the LM, which cells the question is about (``evidence_loss``).
+Without it stage 2 stayed at chance for thousands of steps. Because the tower is frozen
+its features are computed once per image.
 
 Everything is seeded: the same ``ToyTrainConfig`` on the same torch build gives the same
 weights.
@@ -38,7 +40,7 @@ from vislens.models.toy.build import (
     pixel_values_for,
 )
 from vislens.models.toy.tasks import TASKS, sample_qa
-from vislens.models.toy.vocab import EOS, IMAGE, VOCAB
+from vislens.models.toy.vocab import BOS, EOS, IMAGE, VOCAB
 
 if TYPE_CHECKING:
     import torch
@@ -48,6 +50,9 @@ log = logging.getLogger("vislens.toy.train")
 
 TRAIN_WORLD_SEED = 1000
 """World seed of the training images (eval uses other seeds)."""
+
+CHECKPOINT_EVERY = 500
+"""Stage 2 steps between checkpoints (model in the output directory, full state beside it)."""
 
 TRAIN_JSON_VERSION = 1
 """Schema version of ``train.json`` (docs/formats/toy-model.md)."""
@@ -67,31 +72,32 @@ class ToyTrainConfig:
     """Images per stage 1 step (fresh scenes every step)."""
     tower_lr: float = 2e-3
     """Stage 1 peak learning rate."""
-    n_pool: int = 4000
-    """Scenes whose frozen-tower features stage 2 trains on."""
-    dense_fraction: float = 0.5
-    """Share of crowded scenes (10-40 shapes) in the stage 2 pool. With 1-6 shapes, 95 of
-    100 image tokens are alike and the LM never learns where to look; crowded scenes make
-    every token informative."""
-    lm_steps: int = 3000
+    n_pool: int = 6000
+    """Scenes (of the normal world, 1-6 shapes) whose frozen-tower features stage 2
+    trains on."""
+    lm_steps: int = 6000
     """Stage 2 optimiser steps."""
     lm_batch: int = 32
-    """Sequences (one image each) per stage 2 step."""
-    lm_lr: float = 3e-3
+    """Sequences (one image and one question each) per stage 2 step."""
+    lm_lr: float = 1e-3
     """Stage 2 peak learning rate."""
+    evidence_layer: int = 2
+    """LM block after which the evidence loss reads the image tokens."""
+    evidence_weight: float = 1.0
+    """Weight of the evidence loss next to the answer loss."""
     task_weights: dict[str, float] = field(
         default_factory=lambda: {
-            "presence": 0.3,
-            "cell_color": 0.2,
-            "cell_shape": 0.2,
-            "location": 0.12,
-            "count": 0.12,
-            "caption": 0.04,
+            "presence": 0.33,
+            "cell_color": 0.22,
+            "cell_shape": 0.22,
+            "location": 0.1,
+            "count": 0.1,
+            "caption": 0.03,
         }
     )
     """Relative frequency of each task among training questions."""
-    n_threads: int = 1
-    """torch CPU threads."""
+    n_threads: int = 2
+    """torch CPU threads (the shipped weights were trained with 2)."""
     arch: ToyArch = field(default_factory=ToyArch)
     """Model sizes."""
 
@@ -233,36 +239,7 @@ def train_tower(model: LlavaForConditionalGeneration, cfg: ToyTrainConfig) -> di
     tower.eval()
     for p in tower.parameters():
         p.requires_grad_(False)
-    init_connector_from_heads(model, heads)
     return {"tower_occupied_cell_acc": acc}
-
-
-def init_connector_from_heads(
-    model: LlavaForConditionalGeneration, heads: torch.nn.ModuleDict
-) -> None:
-    """Start the connector as the stage 1 probe: its first layer's leading units are the
-    shape, colour, row and column logits of each cell, passed on unchanged by the second.
-
-    A connector and LM both started at random stay at chance on every question for
-    hundreds of steps (nothing tells the LM which image features matter); starting from
-    the probe hands it clean per-cell content at once. Both layers keep training.
-    """
-    import torch
-
-    proj = model.model.multi_modal_projector
-    linears = [heads[k] for k in ("shape", "color", "row", "col")]
-    w = torch.cat([lin.weight for lin in linears if isinstance(lin, torch.nn.Linear)])
-    b = torch.cat([lin.bias for lin in linears if isinstance(lin, torch.nn.Linear)])
-    n = w.shape[0]
-    d_text = proj.linear_2.weight.shape[0]
-    if n > d_text:
-        return
-    with torch.no_grad():
-        proj.linear_1.weight[:n] = w
-        proj.linear_1.bias[:n] = b
-        proj.linear_2.weight.mul_(0.1)
-        proj.linear_2.weight[:n, :n] += torch.eye(n)
-        proj.linear_2.bias.zero_()
 
 
 def tower_features(
@@ -270,11 +247,9 @@ def tower_features(
     world_seed: int,
     n: int,
     batch: int = 64,
-    *,
-    dense_fraction: float = 0.0,
 ) -> tuple[torch.Tensor, list[list[GridObject]]]:
-    """Frozen-tower features ``(n, 100, d_vision)`` (float16 to save memory) and objects;
-    the first ``dense_fraction`` of the scenes are crowded ones."""
+    """Frozen-tower features ``(n, 100, d_vision)`` (float16 to save memory) and objects
+    of ``n`` normal-world scenes."""
     import torch
 
     from vislens.progress import track
@@ -284,8 +259,7 @@ def tower_features(
     all_objects: list[list[GridObject]] = []
     with torch.no_grad():
         for start in track(range(0, n, batch), "toy: tower features"):
-            spec = DENSE_WORLD if start < dense_fraction * n else None
-            images, objects = _scenes(world_seed, start, min(batch, n - start), spec)
+            images, objects = _scenes(world_seed, start, min(batch, n - start))
             pix = torch.from_numpy(pixel_values_for(images))
             h = tower(pix, output_hidden_states=True).hidden_states[-1][:, 1:]
             feats.append(h.to(torch.float16))
@@ -304,52 +278,90 @@ def _tokenizer() -> Any:
 
 
 def question_and_answer(qa_question: str, qa_answer: str) -> tuple[list[int], list[int], list[int]]:
-    """Token ids of the text before the image, after it, and the supervised answer (ending
-    in ``</s>``), for the toy prompt ``{question} <image> answer: {answer}</s>``."""
-    before = list(_encode(qa_question))
+    """Token ids of the text before the image (``<s>`` and the question), after it
+    (``answer:``), and the supervised answer (ending in ``</s>``), for the toy prompt
+    ``<s> {question} <image> answer: {answer}</s>``."""
+    before = [VOCAB[BOS], *_encode(qa_question)]
     after = list(_encode(" answer:"))
     target = [*_encode(qa_answer), VOCAB[EOS]]
     return before, after, target
 
 
+@dataclass(frozen=True)
+class Example:
+    """One training sequence: a scene from the pool, one question about it, its answer."""
+
+    image: int
+    """Index of the scene in the feature pool."""
+    kind: str
+    """Task (``tasks.TASKS``)."""
+    before: list[int]
+    after: list[int]
+    target: list[int]
+    evidence: np.ndarray | None
+    """``(100,)`` float 0/1: the cells the answer depends on (None for captions)."""
+
+    @property
+    def length(self) -> int:
+        return len(self.before) + N_IMAGE_TOKENS + len(self.after) + len(self.target)
+
+
 def sample_batch(
     objects: list[list[GridObject]], rng: np.random.Generator, cfg: ToyTrainConfig
-) -> tuple[np.ndarray, list[tuple[list[int], list[int], list[int]]], str]:
-    """One task for the whole step (so every question has the same length and sits right
-    before the image without padding): the scenes used and their (before, after, target)."""
+) -> list[Example]:
+    """``cfg.lm_batch`` examples, each a random scene with a question of a task drawn by
+    ``cfg.task_weights`` (tasks are mixed within a step)."""
     kinds = list(cfg.task_weights)
     w = np.asarray([cfg.task_weights[k] for k in kinds], dtype=np.float64)
-    kind = kinds[int(rng.choice(len(kinds), p=w / w.sum()))]
-    idx = rng.integers(0, len(objects), size=2 * cfg.lm_batch)
-    items = [(int(i), question_and_answer(*_qa_text(objects[int(i)], rng, kind))) for i in idx]
-    # Count questions come in two phrasings of different lengths: keep the commoner one.
-    lengths = [len(x[1][0]) for x in items]
-    keep = max(set(lengths), key=lengths.count)
-    items = [x for x in items if len(x[1][0]) == keep][: cfg.lm_batch]
-    return np.asarray([i for i, _ in items]), [x for _, x in items], kind
+    out = []
+    for _ in range(cfg.lm_batch):
+        kind = kinds[int(rng.choice(len(kinds), p=w / w.sum()))]
+        i = int(rng.integers(len(objects)))
+        qa = sample_qa(objects[i], rng, kind)
+        flags = None
+        if qa.evidence is not None:
+            flags = np.zeros(N_IMAGE_TOKENS, dtype=np.float32)
+            flags[list(qa.evidence)] = 1.0
+        out.append(Example(i, kind, *question_and_answer(qa.question, qa.answer), flags))
+    return out
 
 
-def _qa_text(objects: list[GridObject], rng: np.random.Generator, kind: str) -> tuple[str, str]:
-    qa = sample_qa(objects, rng, kind)
-    return qa.question, qa.answer
-
-
-def lm_logits(
+def lm_forward(
     model: LlavaForConditionalGeneration,
-    before_bt: torch.Tensor,
     feats_bnd: torch.Tensor,
-    after_bt: torch.Tensor,
-) -> torch.Tensor:
-    """Logits ``(b, t_before + 100 + t_after, vocab)`` for text, image features, text — the
-    same computation as the model's own forward on the expanded prompt, without re-running
-    the frozen tower (a test checks the equality)."""
+    examples: list[Example],
+    hidden_layer: int,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Run the LM on ``before``, the connector's image tokens, ``after`` + ``target`` of each
+    example — the model's own forward on the expanded prompt, without re-running the frozen
+    tower (a test checks the equality). Rows are right-padded, which causal attention never
+    sees. Returns logits ``(b, t, vocab)``, labels ``(b, t)`` (the token each position
+    predicts; -100 where no loss) and the hidden state after ``hidden_layer`` LM blocks at
+    the image tokens ``(b, 100, d)``."""
     import torch
 
     embed = model.model.language_model.embed_tokens
     img = model.model.multi_modal_projector(feats_bnd)
-    x = torch.cat([embed(before_bt), img, embed(after_bt)], dim=1)
-    h = model.model.language_model(inputs_embeds=x).last_hidden_state
-    return model.lm_head(h)
+    t = max(e.length for e in examples)
+    d = img.shape[-1]
+    x = img.new_zeros((len(examples), t, d))
+    labels = torch.full((len(examples), t), -100, dtype=torch.long)
+    for j, e in enumerate(examples):
+        n0 = len(e.before)
+        text = torch.tensor(e.after + e.target, dtype=torch.long)
+        x[j, :n0] = embed(torch.tensor(e.before, dtype=torch.long))
+        x[j, n0 : n0 + N_IMAGE_TOKENS] = img[j]
+        x[j, n0 + N_IMAGE_TOKENS : e.length] = embed(text)
+        first = e.length - len(e.target)
+        labels[j, first - 1 : e.length - 1] = torch.tensor(e.target, dtype=torch.long)
+    out = model.model.language_model(inputs_embeds=x, output_hidden_states=True)
+    hidden = torch.stack(
+        [
+            out.hidden_states[hidden_layer][j, len(e.before) : len(e.before) + N_IMAGE_TOKENS]
+            for j, e in enumerate(examples)
+        ]
+    )
+    return model.lm_head(out.last_hidden_state), labels, hidden
 
 
 def calibrate_connector(model: LlavaForConditionalGeneration, feats_bnd: torch.Tensor) -> None:
@@ -364,46 +376,91 @@ def calibrate_connector(model: LlavaForConditionalGeneration, feats_bnd: torch.T
         proj.linear_2.bias.div_(rms)
 
 
+def evidence_loss(
+    head: torch.nn.Linear, hidden: torch.Tensor, examples: list[Example]
+) -> torch.Tensor:
+    """Auxiliary loss: from the LM's hidden state at each image token (RMS-normalised), a
+    linear head predicts whether that cell is evidence for the question asked.
+
+    This is what makes stage 2 learn. Answering needs a lookup — each image token must
+    compare its content with the question, then the answer token must read the tokens
+    that matched — and with only the answer's loss the model sits at chance for thousands
+    of steps (no single step of the lookup helps on its own). Telling the image tokens
+    which of them match gives the first step a dense signal (100 targets per question);
+    the second step, reading the flagged tokens, is then quick to learn. The head is
+    dropped after training; the model stays a plain LLaVA.
+    """
+    import torch
+
+    rows = [j for j, e in enumerate(examples) if e.evidence is not None]
+    if not rows:
+        return hidden.new_zeros(())
+    h = hidden[rows]
+    h = h * torch.rsqrt(h.pow(2).mean(-1, keepdim=True) + 1e-6)
+    target = torch.from_numpy(np.stack([examples[j].evidence for j in rows]))  # type: ignore[misc]
+    logits = head(h).squeeze(-1)
+    # About 2 of 100 cells are evidence: weigh them up so they are not ignored.
+    return torch.nn.functional.binary_cross_entropy_with_logits(
+        logits, target, pos_weight=torch.tensor(10.0)
+    )
+
+
 def train_lm(
     model: LlavaForConditionalGeneration,
     feats: torch.Tensor,
     objects: list[list[GridObject]],
     cfg: ToyTrainConfig,
     checkpoint_dir: Path | None = None,
+    *,
+    resume: dict[str, Any] | None = None,
+    checkpoint_every: int = CHECKPOINT_EVERY,
+    keep: dict[str, Any] | None = None,
 ) -> dict[str, float]:
-    """Stage 2: train connector + LM on single-turn questions (tower frozen)."""
+    """Stage 2: train connector + LM on single-turn questions (tower frozen), with the
+    evidence loss on the LM's image tokens.
+
+    With ``checkpoint_dir``, every ``checkpoint_every`` steps the model is saved there and
+    the whole training state to ``resume_path(checkpoint_dir)``; ``resume`` (that file's
+    contents) continues from it, giving the same weights as an uninterrupted run; ``keep``
+    is stored in that file as it is."""
     import torch
 
+    from vislens.progress import track
+
+    if not 1 <= cfg.evidence_layer <= cfg.arch.text_layers:
+        raise ValueError(
+            f"evidence_layer={cfg.evidence_layer} must name one of the LM's "
+            f"{cfg.arch.text_layers} blocks (1..{cfg.arch.text_layers})"
+        )
     torch.manual_seed(cfg.seed + 1)
+    head = torch.nn.Linear(cfg.arch.text_hidden, 1)
     params = [
         *model.model.multi_modal_projector.parameters(),
         *model.model.language_model.parameters(),
         *model.lm_head.parameters(),
+        *head.parameters(),
     ]
     opt = torch.optim.AdamW(params, lr=cfg.lm_lr, weight_decay=0.01)
     model.model.multi_modal_projector.train()
     model.model.language_model.train()
-    pad = VOCAB["<pad>"]
     running: dict[str, list[float]] = {k: [] for k in TASKS}
+    first_step = 0
+    if resume is not None:
+        head.load_state_dict(resume["head"])
+        opt.load_state_dict(resume["opt"])
+        running = resume["running"]
+        first_step = int(resume["step"])
     t0 = time.time()
-    for step in range(cfg.lm_steps):
+    steps = range(first_step, cfg.lm_steps)
+    for step in track(steps, "toy: stage 2 (connector + LM)", total=cfg.lm_steps - first_step):
         rng = np.random.default_rng([cfg.seed, 3, step])
-        idx, items, kind = sample_batch(objects, rng, cfg)
-        n_before = len(items[0][0])
-        t_after = max(len(a) + len(tg) for _, a, tg in items)
-        before = torch.tensor([b for b, _, _ in items], dtype=torch.long)
-        after = torch.full((len(items), t_after), pad, dtype=torch.long)
-        lab = torch.full((len(items), n_before + N_IMAGE_TOKENS + t_after), -100, dtype=torch.long)
-        first = n_before + N_IMAGE_TOKENS
-        for j, (_, a, tg) in enumerate(items):
-            after[j, : len(a) + len(tg)] = torch.tensor(a + tg)
-            lab[j, first + len(a) : first + len(a) + len(tg)] = torch.tensor(tg)
-        # Right padding only follows real tokens, so causal attention needs no mask.
-        logits = lm_logits(model, before, feats[torch.from_numpy(idx)].float(), after)
-        mask = lab[:, 1:] != -100
-        pred_logits = logits[:, :-1][mask]
-        target = lab[:, 1:][mask]
-        loss = torch.nn.functional.cross_entropy(pred_logits, target)
+        examples = sample_batch(objects, rng, cfg)
+        idx = torch.tensor([e.image for e in examples])
+        logits, labels, hidden = lm_forward(model, feats[idx].float(), examples, cfg.evidence_layer)
+        mask = labels != -100
+        answer_loss = torch.nn.functional.cross_entropy(logits[mask], labels[mask])
+        aux = evidence_loss(head, hidden, examples)
+        loss = answer_loss + cfg.evidence_weight * aux
         for g in opt.param_groups:
             g["lr"] = _cosine_lr(step, cfg.lm_steps, cfg.lm_lr)
         opt.zero_grad(set_to_none=True)
@@ -412,22 +469,33 @@ def train_lm(
         opt.step()
         with torch.no_grad():
             # Whole-answer accuracy (every answer token right), the figure eval reports.
-            ok_tok = (logits[:, :-1].argmax(-1) == lab[:, 1:]) | ~mask
-            ok = ok_tok.all(dim=1).float().tolist()
-        running[kind].extend(ok)
-        if step % 50 == 0 or step == cfg.lm_steps - 1:
-            accs = {k: float(np.mean(v[-400:])) for k, v in running.items() if v}
+            ok = ((logits.argmax(-1) == labels) | ~mask).all(dim=1).tolist()
+        for e, good in zip(examples, ok, strict=True):
+            running[e.kind].append(float(good))
+        if step % 100 == 0 or step == cfg.lm_steps - 1:
+            accs = {k: float(np.mean(v[-500:])) for k, v in running.items() if v}
             log.info(
-                "lm step %d loss %.4f %.0fs answer acc %s",
+                "lm step %d loss %.4f evidence %.4f %.0fs answer acc %s",
                 step,
-                float(loss.detach()),
+                float(answer_loss.detach()),
+                float(aux.detach()),
                 time.time() - t0,
                 " ".join(f"{k}={a:.3f}" for k, a in accs.items()),
             )
-        if checkpoint_dir is not None and (step + 1) % 200 == 0:
+        if checkpoint_dir is not None and (step + 1) % checkpoint_every == 0:
             save_toy(model, checkpoint_dir, cfg, extra={"step": step + 1})
+            state = {
+                "config": cfg.to_json(),
+                "step": step + 1,
+                "model": model.state_dict(),
+                "head": head.state_dict(),
+                "opt": opt.state_dict(),
+                "running": running,
+                **(keep or {}),
+            }
+            _save_atomic(state, resume_path(checkpoint_dir))
     model.eval()
-    return {f"train_answer_acc_{k}": float(np.mean(v[-400:])) for k, v in running.items() if v}
+    return {f"train_answer_acc_{k}": float(np.mean(v[-500:])) for k, v in running.items() if v}
 
 
 def save_toy(
@@ -466,22 +534,76 @@ def save_toy(
     return out_dir
 
 
+def resume_path(out_dir: Path) -> Path:
+    """Where training keeps the state it resumes from: a hidden file beside ``out_dir``."""
+    out_dir = Path(out_dir)
+    return out_dir.with_name(f".{out_dir.name}.resume.pt")
+
+
+def _save_atomic(obj: object, path: Path) -> None:
+    import os
+
+    import torch
+
+    tmp = path.with_name(path.name + ".partial")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+def _load_resume(path: Path, cfg: ToyTrainConfig) -> dict[str, Any] | None:
+    import torch
+
+    from vislens.errors import InputError
+
+    if not path.is_file():
+        return None
+    state = torch.load(path, map_location="cpu", weights_only=False)
+    if json.loads(json.dumps(state["config"])) != json.loads(json.dumps(cfg.to_json())):
+        raise InputError(
+            f"{path} holds an interrupted toy training run with another configuration; "
+            "re-run with the same options to resume it, or delete the file to start afresh"
+        )
+    return state
+
+
 def train_toy_vlm(
     out_dir: Path, cfg: ToyTrainConfig | None = None, *, checkpoints: bool = True
 ) -> dict[str, float]:
-    """Train the toy VLM from scratch (both stages) and save it to ``out_dir``."""
+    """Train the toy VLM from scratch (both stages) and save it to ``out_dir``. A run that
+    was stopped resumes from its last checkpoint (``resume_path``) when started again with
+    the same configuration."""
     import torch
 
     cfg = cfg or ToyTrainConfig()
+    out_dir = Path(out_dir)
     torch.set_num_threads(cfg.n_threads)
     model = build_toy_vlm(cfg.arch, seed=cfg.seed)
-    metrics = train_tower(model, cfg)
-    feats, objects = tower_features(
-        model, cfg.world_seed, cfg.n_pool, dense_fraction=cfg.dense_fraction
+    resume = _load_resume(resume_path(out_dir), cfg) if checkpoints else None
+    if resume is None:
+        metrics = train_tower(model, cfg)
+    else:
+        log.info("resuming stage 2 at step %d from %s", resume["step"], resume_path(out_dir))
+        model.load_state_dict(resume["model"])
+        for p in model.model.vision_tower.parameters():
+            p.requires_grad_(False)
+        metrics = dict(resume["tower_metrics"])
+    feats, objects = tower_features(model, cfg.world_seed, cfg.n_pool)
+    if resume is None:
+        calibrate_connector(model, feats[:256])
+    checkpoint_dir = out_dir if checkpoints else None
+    metrics |= train_lm(
+        model,
+        feats,
+        objects,
+        cfg,
+        checkpoint_dir,
+        resume=resume,
+        checkpoint_every=CHECKPOINT_EVERY,
+        keep={"tower_metrics": dict(metrics)},
     )
-    calibrate_connector(model, feats[:256])
-    metrics |= train_lm(model, feats, objects, cfg, Path(out_dir) if checkpoints else None)
-    save_toy(model, Path(out_dir), cfg, extra={"step": cfg.lm_steps, "metrics": metrics})
+    save_toy(model, out_dir, cfg, extra={"step": cfg.lm_steps, "metrics": metrics})
+    if checkpoints:
+        resume_path(out_dir).unlink(missing_ok=True)
     return metrics
 
 

@@ -1,7 +1,7 @@
 """The toy VLM's word-level vocabulary and tokenizer (built offline with ``tokenizers``).
 
 Every word the toy world's captions, questions and answers use is one token; anything
-else maps to ``<unk>``. Punctuation is split off words, so ``"row 3, column 7."`` is
+else maps to ``<unk>``; encoded texts start with ``<s>``. Punctuation is split off words, so ``"row 3, column 7."`` is
 ``row 3 , column 7 .``.
 """
 
@@ -35,7 +35,7 @@ VOCAB: dict[str, int] = {tok: i for i, tok in enumerate((*SPECIAL_TOKENS, *WORDS
 
 def build_tokenizer() -> PreTrainedTokenizerBase:
     """A fast tokenizer over ``VOCAB``: whitespace/punctuation split, one id per word."""
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors
     from transformers import PreTrainedTokenizerFast
 
     tok = Tokenizer(models.WordLevel(vocab=dict(VOCAB), unk_token=UNK))
@@ -43,6 +43,10 @@ def build_tokenizer() -> PreTrainedTokenizerBase:
     # WordPiece's cleanup joins " ," -> "," so decoded answers read as plain text.
     tok.decoder = decoders.WordPiece(prefix="##", cleanup=True)
     tok.add_special_tokens(list(SPECIAL_TOKENS))
+    # Like Llama's tokenizers, every encoded text starts with <s>.
+    tok.post_processor = processors.TemplateProcessing(
+        single=f"{BOS} $A", pair=f"{BOS} $A $B", special_tokens=[(BOS, VOCAB[BOS])]
+    )
     return PreTrainedTokenizerFast(
         tokenizer_object=tok,
         pad_token=PAD,
