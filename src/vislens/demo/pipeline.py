@@ -1,0 +1,129 @@
+"""The demo's stages on the toy world, each a plain call into the library.
+
+world → study → tower activations → SAE (train, codes, top-k, MS, correlations, tiers) →
+LatentLens → visual-search probe → 2-D map → scorecard. Every stage writes into the
+study directory and returns a small summary that the scorecard and the stage record keep.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from vislens.study import Study
+
+SAE_NAME = "toy-patches"
+"""The demo's SAE: TopK on the toy tower's last-layer patch tokens."""
+
+TOWER_LAYER = 2
+"""The toy tower's last block (it has two); one token per grid cell."""
+
+
+@dataclass(frozen=True)
+class DemoSettings:
+    """What makes one demo run differ from another (a change re-runs the affected stages)."""
+
+    n_images: int = 200
+    """Images in the synthetic world."""
+    seed: int = 0
+    """World seed, and the seed of every sampling step."""
+    sae_steps: int = 1500
+    """SAE optimiser steps."""
+    sae_features: int = 384
+    """SAE dictionary size (4 × the tower's 96 dimensions)."""
+    sae_k: int = 8
+    """Active SAE features per token."""
+
+    def as_dict(self) -> dict[str, Any]:
+        from dataclasses import asdict
+
+        return asdict(self)
+
+
+def make_world(world_dir: Path, s: DemoSettings) -> dict[str, Any]:
+    from vislens.data.synthetic import generate_grid_world
+
+    if not (world_dir / "annotations.jsonl").is_file():
+        generate_grid_world(world_dir, s.n_images, seed=s.seed, overwrite=True)
+    return {"world": str(world_dir), "n_images": s.n_images, "seed": s.seed}
+
+
+def make_study(study_dir: Path, world_dir: Path) -> dict[str, Any]:
+    from vislens.data.setup import init_study
+    from vislens.study import STUDY_FILE
+
+    if not (study_dir / STUDY_FILE).is_file():
+        init_study(
+            study_dir, images=str(world_dir), model="toy", layers=[1, TOWER_LAYER], tokens="all",
+            name="demo",
+        )  # fmt: skip
+    return {"study": str(study_dir)}
+
+
+def extract_tower(study: Study) -> dict[str, Any]:
+    from vislens.store.extract import extract
+
+    res = extract(study)
+    return {"n_images": res.n_items, "layers": [1, TOWER_LAYER]}
+
+
+def sae_stage(study: Study, s: DemoSettings) -> dict[str, Any]:
+    """Train, encode, top-k and score the demo SAE; ratings and MS embeddings from the truth."""
+    from vislens.demo.truth import read_truth, write_ratings, write_scene_embeddings
+    from vislens.sae.runs import encode_study, score_study, topk_study, train_study
+
+    truth = read_truth(study.images_path)
+    out = study.sae_dir(SAE_NAME)
+    out.mkdir(parents=True, exist_ok=True)
+    ratings = write_ratings(truth, out / "truth_ratings.csv")
+    emb = write_scene_embeddings(truth, out / "truth_embeddings.parquet")
+    _, metrics = train_study(
+        study, name=SAE_NAME, layer=TOWER_LAYER, tokens="patches", architecture="topk",
+        d_sae=s.sae_features, k=s.sae_k, n_steps=s.sae_steps, batch_size=512, lr=2e-3,
+        seed=s.seed,
+    )  # fmt: skip
+    encode_study(study, name=SAE_NAME, layer=TOWER_LAYER, tokens="patches", overwrite=True)
+    topk_study(study, name=SAE_NAME)
+    score_study(study, name=SAE_NAME, ratings_path=ratings, embeddings_path=emb)
+    return {"sae": str(out), "metrics": metrics.as_dict()}
+
+
+def sae_codes_by_cell(study: Study) -> Any:
+    """The demo SAE's codes for every image and grid cell: ``[n_images, cells, d_sae]``."""
+    import torch
+
+    from vislens.sae.encode import plan_tokens
+    from vislens.sae.runs import load_study_sae
+    from vislens.store.activations import ActivationStore
+
+    sae = load_study_sae(study, SAE_NAME)
+    store = ActivationStore.open(study.activations_dir)
+    plan = plan_tokens(store, sae, "patches")
+    acts = store.load(TOWER_LAYER)[:, plan.start : plan.stop].float()
+    with torch.no_grad():
+        return sae.encode(acts).numpy()
+
+
+def sae_scorecard(study: Study) -> dict[str, Any]:
+    """Best feature per concept (AUROC among occupied cells) and its MS band."""
+    import pandas as pd
+
+    from vislens.demo.scorecard import AUROC_GOAL, concept_aurocs
+    from vislens.demo.truth import read_truth
+
+    rows = concept_aurocs(sae_codes_by_cell(study), read_truth(study.images_path))
+    scores = pd.read_parquet(study.sae_dir(SAE_NAME) / "scores.parquet").set_index("feature")
+    for r in rows:
+        f = r["best_feature"]
+        r["ms"] = float(scores.at[f, "ms"]) if f >= 0 else float("nan")
+        r["ms_band"] = str(scores.at[f, "ms_band"]) if f >= 0 else "undefined"
+    found = [r for r in rows if r["auroc"] >= AUROC_GOAL]
+    return {
+        "concepts": rows,
+        "n_concepts": len(rows),
+        "n_found": len(found),
+        "n_found_monosemantic": sum(r["ms_band"] == "monosemantic" for r in found),
+        "auroc_goal": AUROC_GOAL,
+        "dead_fraction": float((scores["status"] == "dead").mean()),
+    }
