@@ -114,10 +114,11 @@ def sae_scorecard(study: Study) -> dict[str, Any]:
 
     rows = concept_aurocs(sae_codes_by_cell(study), read_truth(study.images_path))
     scores = pd.read_parquet(study.sae_dir(SAE_NAME) / "scores.parquet").set_index("feature")
+    ms, band = scores["ms"].to_dict(), scores["ms_band"].to_dict()
     for r in rows:
         f = r["best_feature"]
-        r["ms"] = float(scores.at[f, "ms"]) if f >= 0 else float("nan")
-        r["ms_band"] = str(scores.at[f, "ms_band"]) if f >= 0 else "undefined"
+        r["ms"] = float(ms[f]) if f >= 0 else float("nan")
+        r["ms_band"] = str(band[f]) if f >= 0 else "undefined"
     found = [r for r in rows if r["auroc"] >= AUROC_GOAL]
     return {
         "concepts": rows,
