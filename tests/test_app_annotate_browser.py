@@ -212,3 +212,28 @@ def test_fast_key_presses_keep_their_order_and_stale_tabs_save_nothing(study_dir
         expect(stale.locator("#ann-item-no")).to_have_text("Item 6 / 10")
         assert _labels(study_dir, "feat")["4"] == "not-related"
         browser.close()
+
+
+def test_enter_and_space_do_not_repress_a_clicked_button(study_dir: Path) -> None:
+    from playwright.sync_api import expect, sync_playwright
+
+    with running_server(study_dir) as server, sync_playwright() as pw:
+        browser = chromium_browser(pw)
+        page = browser.new_page()
+        page.goto(f"{server.url}/annotate/feat?annotator=focus")
+        expect(page.locator("#ann-item-no")).to_have_text("Item 1 / 10")
+        page.get_by_role("button", name="Related [1]").click()
+        expect(page.locator("#ann-item-no")).to_have_text("Item 2 / 10")
+        page.keyboard.press("Enter")
+        page.keyboard.press(" ")
+        page.wait_for_timeout(600)  # would be a request and a redraw if the keys pressed it
+        expect(page.locator("#ann-item-no")).to_have_text("Item 2 / 10")
+        expect(page.locator("#ann-count")).to_have_text("1 / 10")
+        # Even with the focus put back on the button, Enter/Space do not press it.
+        page.get_by_role("button", name="Not related [2]").focus()
+        page.keyboard.press("Enter")
+        page.keyboard.press(" ")
+        page.wait_for_timeout(600)
+        expect(page.locator("#ann-count")).to_have_text("1 / 10")
+        assert _labels(study_dir, "feat") == {"0": "related"}
+        browser.close()

@@ -73,6 +73,9 @@ def test_label_flow_over_http(study: Study) -> None:
             "no item 'nope'",
         ),
         ({"annotator": "a", "position": 0, "kind": "erase"}, "not one of label, undo"),
+        ({"annotator": "a", "position": True, "kind": "label", "value": "related"}, "position"),
+        ({"annotator": ["a"], "position": 0, "kind": "label"}, "annotator"),
+        ({"annotator": "a", "position": 0, "colour": "red"}, "colour: Extra inputs"),
         ({"position": 0, "kind": "label", "value": "related"}, "no annotator given"),
         ({"annotator": "a", "kind": "label"}, "give 'item_id'"),
     ],
@@ -121,7 +124,7 @@ def test_media_serves_only_files_items_name(study: Study) -> None:
 def test_pages_plug_into_the_shared_navigation(study: Study) -> None:
     from dash import html
 
-    from vislens.app import shell
+    from vislens.app import pages
 
     register_page(
         Page("/explorer", "Explorer", lambda ctx, sub, q: html.Div(f"explorer {sub}", id="x"))
@@ -129,7 +132,7 @@ def test_pages_plug_into_the_shared_navigation(study: Study) -> None:
     try:
         app = create_app(study)
     finally:
-        shell._EXTRA_PAGES.clear()
+        pages._EXTRA_PAGES.clear()
     nav = app.layout.children[1]
     assert [a.children for a in nav.children] == ["vislens", "Annotate", "Explorer"]
     client = app.server.test_client()

@@ -11,8 +11,8 @@ from typing import Any
 from urllib.parse import quote, unquote
 
 from vislens.app.context import AppContext
-from vislens.app.shell import Page
-from vislens.errors import VislensError
+from vislens.app.pages import Page
+from vislens.errors import InputError, VislensError
 from vislens.human.kinds import RATING_ANSWERS, RATING_QUESTIONS, RELATIONS
 from vislens.human.session import State, TaskSession
 
@@ -134,8 +134,9 @@ def _static_buttons(session: TaskSession) -> list[Any]:
     return nav
 
 
-def _render(session: TaskSession, state: State) -> Any:
-    """The item part of the page for the annotator's current state."""
+def _render(session: TaskSession, state: State, missing: list[str] | None = None) -> Any:
+    """The item part of the page for the annotator's current state; ``missing`` names the
+    item's images that cannot be shown, which blocks labelling it."""
     from dash import html
 
     if state.finished:
@@ -150,7 +151,18 @@ def _render(session: TaskSession, state: State) -> Any:
     render = {"binary": _render_binary, "patch": _render_patch, "rating": _render_rating}[
         session.task.kind
     ]
-    return html.Div([head, *render(session, state)])
+    blocked = []
+    if missing:
+        shown = ", ".join(m if len(m) <= 120 else m[:120] + "…" for m in missing[:3])
+        blocked = [
+            html.P(
+                f"This item's image cannot be shown ({shown}), so it cannot be labelled: "
+                "use Back, or ask the study owner to fix the file.",
+                id="ann-blocked",
+                className="vl-blocked",
+            )
+        ]
+    return html.Div([head, *blocked, *render(session, state)])
 
 
 def _render_binary(session: TaskSession, state: State) -> list[Any]:
@@ -264,8 +276,11 @@ def _render_rating(session: TaskSession, state: State) -> list[Any]:
     ]
 
 
-def _apply(session: TaskSession, ann: Any, action: str, value: str, pos: int) -> None:
-    """Turn one button press on the item at ``pos`` into an event."""
+def _apply(
+    session: TaskSession, ann: Any, action: str, value: str, pos: int, *, blocked: bool = False
+) -> None:
+    """Turn one button press on the item at ``pos`` into an event (only Back and Undo when
+    the item is ``blocked``: its image cannot be shown)."""
     n = len(session.items)
     if action == "back":
         if pos > 0:
@@ -273,6 +288,8 @@ def _apply(session: TaskSession, ann: Any, action: str, value: str, pos: int) ->
         return
     if pos >= n:
         return
+    if blocked and action != "undo":
+        raise InputError("this item's image cannot be shown, so it cannot be labelled")
     from vislens.store.annotations import current_values
 
     item = session.item(position=pos)
@@ -304,6 +321,8 @@ def register(app: Any, ctx: AppContext) -> None:
     import dash
     from dash import ALL, Input, Output, State
 
+    from vislens.app.media import missing_images
+
     @app.callback(
         Output("ann-body", "children"),
         Output("ann-progress", "value"),
@@ -328,13 +347,16 @@ def register(app: Any, ctx: AppContext) -> None:
                 # label the wrong item, so show the current state instead.
                 status = "This page was out of date (another tab?); nothing was saved — please look again."
             else:
+                pos = int(shown["pos"])
+                blocked = pos < len(session.items) and bool(missing_images(ctx, data["task"], pos))
                 try:
-                    _apply(session, ann, trig["action"], trig["value"], int(shown["pos"]))
+                    _apply(session, ann, trig["action"], trig["value"], pos, blocked=blocked)
                 except VislensError as e:
                     status = str(e)
         state = session.state(ann)
+        missing = missing_images(ctx, data["task"], state.position) if not state.finished else []
         return (
-            _render(session, state),
+            _render(session, state, missing),
             str(state.n_done),
             f"{state.n_done} / {state.n_items}",
             {"pos": state.position, "last": state.last_event_id},

@@ -9,27 +9,51 @@ from __future__ import annotations
 
 from typing import Any
 
+from vislens.app.bodies import MAX_BODY_BYTES, MAX_ID, AnnotatorBody, EventBody, parse_body
 from vislens.app.context import AppContext
+from vislens.app.media import missing_images
 from vislens.errors import InputError, VislensError
 
 
-def _annotator(ctx: AppContext, data: dict[str, Any]) -> Any:
-    return ctx.identify(name=data.get("annotator"), token=data.get("token"))
+def _annotator(ctx: AppContext, annotator: str | None, token: str | None) -> Any:
+    for what, v in (("annotator", annotator), ("token", token)):
+        if v is not None and len(v) > MAX_ID:
+            raise InputError(f"{what}: longer than {MAX_ID} characters")
+    return ctx.identify(name=annotator, token=token)
+
+
+def _token_of(request: Any) -> str | None:
+    auth = request.headers.get("Authorization", "")
+    if auth.startswith("Bearer "):
+        return str(auth[len("Bearer ") :].strip())
+    return request.args.get("token")
 
 
 def register_api(server: Any, ctx: AppContext) -> None:
     """Add /api/v1/... routes to a Flask app."""
     from flask import jsonify, request
 
+    server.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
+
     def _error(e: Exception, status: int = 400) -> Any:
-        return jsonify({"error": str(e)}), status
+        msg = str(e)
+        return jsonify({"error": msg if len(msg) <= 500 else msg[:500] + "…"}), status
 
     @server.errorhandler(VislensError)
     def _vislens_error(e: VislensError) -> Any:
         return _error(e)
 
+    @server.errorhandler(PermissionError)
+    def _forbidden(e: PermissionError) -> Any:
+        return _error(e, 401)
+
+    @server.errorhandler(413)
+    def _too_large(e: Any) -> Any:
+        return _error(InputError(f"request body is over {MAX_BODY_BYTES} bytes"), 413)
+
     @server.get("/api/v1/tasks")
     def _tasks() -> Any:
+        ctx.check_reader(_token_of(request))
         return jsonify(
             [
                 {
@@ -50,14 +74,18 @@ def register_api(server: Any, ctx: AppContext) -> None:
             return _error(
                 InputError("annotators are added with `vislens human annotator add`"), 403
             )
-        data = request.get_json(silent=True) or {}
-        ann = ctx.store.add_annotator(str(data.get("name", "")))
+        body = parse_body(request.get_data(), AnnotatorBody)
+        name = body.name.strip()
+        if name in {a.name for a in ctx.store.annotators()}:
+            # Returning the existing token would let anyone act as that annotator.
+            return _error(InputError("an annotator with this name exists — pick another name"), 409)
+        ann = ctx.store.add_annotator(name)
         return jsonify({"name": ann.name, "token": ann.token})
 
     @server.get("/api/v1/tasks/<task>/state")
     def _state(task: str) -> Any:
         session = ctx.session(task)
-        ann = _annotator(ctx, dict(request.args))
+        ann = _annotator(ctx, request.args.get("annotator"), _token_of(request))
         state = session.state(ann)
         out = state.to_json()
         out["item"] = state.item.payload if state.item else None
@@ -65,32 +93,29 @@ def register_api(server: Any, ctx: AppContext) -> None:
 
     @server.post("/api/v1/tasks/<task>/events")
     def _event(task: str) -> Any:
-        data = request.get_json(silent=True)
-        if not isinstance(data, dict):
-            return _error(
-                InputError(
-                    "send a JSON object: {annotator|token, kind, item_id|position, value, event_id}"
-                )
-            )
+        body = parse_body(request.get_data(), EventBody)
         session = ctx.session(task)
-        ann = _annotator(ctx, data)
-        if "item_id" in data:
-            item = session.item(external_id=str(data["item_id"]))
+        ann = _annotator(ctx, body.annotator, body.token or _token_of(request))
+        if body.item_id is not None:
+            item = session.item(external_id=body.item_id)
         else:
-            pos = data.get("position")
-            if not isinstance(pos, int):
+            if body.position is None:
                 return _error(InputError("give 'item_id' or an integer 'position'"))
-            item = session.item(position=pos)
+            item = session.item(position=body.position)
+        if body.kind in ("label", "next") and missing_images(ctx, task, item.position):
+            return _error(
+                InputError("this item's image cannot be shown, so it cannot be labelled"), 409
+            )
         rec = session.act(
             ann,
-            str(data.get("kind", "label")),
+            body.kind,
             item,
-            data.get("value"),
-            event_uuid=data.get("event_id"),
-            session_id=str(data.get("session_id", "")),
+            body.value,
+            event_uuid=body.event_id,
+            session_id=body.session_id,
         )
         out: dict[str, Any] = {"id": rec.id, "event_id": rec.event_uuid, "duplicate": rec.duplicate}
-        if data.get("return_state"):
+        if body.return_state:
             out["state"] = session.state(ann).to_json()
         return jsonify(out)
 
@@ -98,5 +123,6 @@ def register_api(server: Any, ctx: AppContext) -> None:
     def _labels(task: str) -> Any:
         from vislens.human.transfer import current_table
 
+        ctx.check_reader(_token_of(request))
         ctx.session(task)  # unknown task → 400 with the list of tasks
         return jsonify(current_table(ctx.store, task).to_dict("records"))

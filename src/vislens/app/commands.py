@@ -14,13 +14,27 @@ def serve_cmd(
         str, typer.Option(help="Interface to bind; 127.0.0.1 keeps it to this machine.")
     ] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="TCP port.")] = 8050,
-    debug: Annotated[bool, typer.Option(help="Dash debug mode (reloads on code changes).")] = False,
+    debug: Annotated[
+        bool,
+        typer.Option(
+            help="Flask's development server with Dash debug mode (reloads on code changes); "
+            "without it the workbench runs on waitress."
+        ),
+    ] = False,
 ) -> None:
-    """Serve the web workbench (annotation pages and more) for a study."""
+    """Serve the web workbench (annotation pages and more) for a study.
+
+    Bound to 127.0.0.1 unless --host says otherwise; on any other address annotators must
+    use their personal token links (`vislens human annotator add`)."""
     from vislens.app.shell import serve
 
-    typer.echo(f"vislens workbench on http://{host}:{port}/")
-    serve(study, host=host, port=port, debug=debug)
+    serve(
+        study,
+        host=host,
+        port=port,
+        debug=debug,
+        on_ready=lambda: typer.echo(f"vislens workbench on http://{host}:{port}/"),
+    )
 
 
 def register(app: typer.Typer) -> None:

@@ -20,10 +20,23 @@ class AppContext:
     _sessions: dict[str, TaskSession] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _annotators: dict[tuple[str, str], Annotator] = field(default_factory=dict)
+    force_tokens: bool = False
+    """Set when the server listens beyond loopback: personal token links become mandatory."""
 
     @property
     def require_token(self) -> bool:
-        return bool(self.study.config.annotations.require_token)
+        return self.force_tokens or bool(self.study.config.annotations.require_token)
+
+    def check_reader(self, token: str | None) -> None:
+        """When tokens are required, reading tasks or labels needs a known annotator's token."""
+        if not self.require_token:
+            return
+        if not token:
+            raise PermissionError("this study requires a personal token (send ?token=...)")
+        try:
+            self.identify(token=token)
+        except InputError as e:
+            raise PermissionError("unknown token") from e
 
     def session(self, task_name: str) -> TaskSession:
         """The task's session (items cached: a task's items never change)."""

@@ -54,24 +54,37 @@ def crop_style(src: str, row: int, col: int, grid: int, px: int = 240) -> dict[s
     }
 
 
+def item_roots(ctx: AppContext, task: str) -> list[Path]:
+    """The folders the task's images may be served from (cached per task)."""
+    from vislens.app.paths import task_image_roots
+
+    return task_image_roots(ctx.study, ctx.session(task).task.settings)
+
+
 def local_media_path(ctx: AppContext, task: str, position: int, slot: str) -> Path | None:
-    """The file behind /media/<task>/<position>/<slot>, only if the task's item names it."""
+    """The file behind /media/<task>/<position>/<slot>: only if the task's item names it and
+    it resolves (symlinks followed) inside the task's image roots."""
+    from vislens.app.paths import contained_file, item_image_names
+
     session = ctx.session(task)
     item = session.item(position=position)
-    p: dict[str, Any] = item.payload
-    if slot == "image":
-        name = p.get("image", "")
-    elif slot.startswith(("img", "heat")):
-        key = "images" if slot.startswith("img") else "heatmaps"
-        idx = int(slot[len("img") if key == "images" else len("heat") :] or 0)
-        paths = p.get(key, [])
-        name = paths[idx] if 0 <= idx < len(paths) else ""
-    else:
+    name = item_image_names(session.task.kind, item.payload).get(slot, "")
+    if not name:
         return None
-    if not name or str(name).startswith(("http://", "https://")):
-        return None
-    path = ctx.study.resolve(name)
-    return path if path.is_file() else None
+    return contained_file(name, Path(ctx.study.root), item_roots(ctx, task))
+
+
+def missing_images(ctx: AppContext, task: str, position: int) -> list[str]:
+    """The item's local images that cannot be shown (missing, unreadable or not allowed)."""
+    from vislens.app.paths import is_remote, item_image_names
+
+    session = ctx.session(task)
+    names = item_image_names(session.task.kind, session.item(position=position).payload)
+    return [
+        name
+        for slot, name in names.items()
+        if not name or (not is_remote(name) and local_media_path(ctx, task, position, slot) is None)
+    ]
 
 
 def register_media(server: Any, ctx: AppContext) -> None:

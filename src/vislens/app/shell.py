@@ -7,40 +7,20 @@ pages (explorer, feature dashboards, patch viewer) with :func:`register_page`.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs
 
 from vislens.app.context import AppContext
+from vislens.app.pages import _EXTRA_PAGES, Page, extra_pages, register_page
 
-
-@dataclass(frozen=True)
-class Page:
-    path: str
-    """URL prefix, e.g. "/annotate"; the page gets the rest of the path as ``subpath``."""
-    name: str
-    """Text of the navigation link."""
-    layout: Callable[[AppContext, str, dict[str, str]], Any]
-    """Builds the page's components from the context, the subpath and the query string."""
-    register: Callable[[Any, AppContext], None] | None = None
-    """Adds the page's callbacks to the Dash app (called once per app)."""
-    in_nav: bool = True
-
-
-_EXTRA_PAGES: list[Page] = []
-
-
-def register_page(page: Page) -> None:
-    """Add a page to every workbench created afterwards (replaces one with the same path)."""
-    _EXTRA_PAGES[:] = [p for p in _EXTRA_PAGES if p.path != page.path] + [page]
+__all__ = ["_EXTRA_PAGES", "Page", "create_app", "default_pages", "register_page", "serve"]
 
 
 def default_pages() -> list[Page]:
     import vislens.app.annotate as annotate
 
-    return [*annotate.pages(), *_EXTRA_PAGES]
+    return [*annotate.pages(), *extra_pages()]
 
 
 # Why a script at all: Dash has no keyboard events, so a key press clicks the button whose
@@ -97,6 +77,9 @@ KEYS_JS = """
   document.addEventListener('click', function (ev) {
     var btn = ev.target && ev.target.closest ? ev.target.closest('button[data-key]') : null;
     if (!btn) return;
+    // A clicked button keeps the focus, and Enter/Space on a focused button click it again:
+    // drop the focus so the next key press means what the page says it means.
+    setTimeout(function () { if (document.activeElement === btn) btn.blur(); }, 0);
     if (btn.getAttribute('data-vl-replay')) { btn.removeAttribute('data-vl-replay'); return; }
     if (busy() || queue.length) { ev.preventDefault(); ev.stopPropagation(); enqueue(btn); return; }
     hold();  // a direct mouse click: later presses wait until its request is answered
@@ -106,6 +89,9 @@ KEYS_JS = """
     if (ev.ctrlKey || ev.metaKey || ev.altKey) return;
     if (t && (t.tagName === 'INPUT' || t.tagName === 'TEXTAREA' || t.isContentEditable)) return;
     var key = ev.key.length === 1 ? ev.key.toLowerCase() : ev.key;
+    // Enter/Space on a focused button would press that button: never let them.
+    var onButton = t && t.tagName === 'BUTTON';
+    if (onButton && (key === 'Enter' || key === ' ')) ev.preventDefault();
     var btn = document.querySelector('button[data-key="' + key.replace(/["\\\\]/g, '') + '"]');
     if (!btn || btn.disabled) return;
     ev.preventDefault();
@@ -125,6 +111,7 @@ INDEX = (
     main.vl-main { padding: 16px; max-width: 1100px; }
     button { font-size: 15px; padding: 6px 12px; margin: 4px; cursor: pointer; }
     button.vl-on { background: #2a7; color: #fff; }
+    .vl-blocked { padding: 10px; background: #fff0f0; border-left: 3px solid #c33; color: #900; }
     .vl-item { padding: 12px; background: #f6f8ff; border-left: 3px solid #4a90e2; margin: 12px 0; white-space: pre-wrap; }
   </style></head>
   <body>{%app_entry%}<footer>{%config%}{%scripts%}{%renderer%}</footer>
@@ -135,16 +122,32 @@ INDEX = (
 )
 
 
-def create_app(study: Any, pages: list[Page] | None = None, *, store: Any = None) -> Any:
-    """The workbench as a Dash app (its Flask server is ``app.server``)."""
+def create_app(
+    study: Any,
+    pages: list[Page] | None = None,
+    *,
+    store: Any = None,
+    host: str = "127.0.0.1",
+    allowed_hosts: tuple[str, ...] = (),
+) -> Any:
+    """The workbench as a Dash app (its Flask server is ``app.server``).
+
+    ``host`` is the address the server will listen on: the Host header of every request is
+    checked against it (plus ``allowed_hosts``), and any address beyond loopback makes
+    personal token links mandatory."""
     import dash
     from dash import Input, Output, dcc, html
 
+    from vislens.app import security
     from vislens.app.api import register_api
     from vislens.app.media import register_media
     from vislens.store.annotations import AnnotationStore
 
-    ctx = AppContext(study=study, store=store or AnnotationStore.for_study(study))
+    ctx = AppContext(
+        study=study,
+        store=store or AnnotationStore.for_study(study),
+        force_tokens=not security.is_loopback(host),
+    )
     pages = pages if pages is not None else default_pages()
     app = dash.Dash(
         __name__,
@@ -152,6 +155,7 @@ def create_app(study: Any, pages: list[Page] | None = None, *, store: Any = None
         suppress_callback_exceptions=True,
         update_title="",
     )
+    security.install(app.server, security.allowed_hosts(host, allowed_hosts))
     app.index_string = INDEX
     nav = html.Nav(
         [html.A("vislens", href="/", style={"fontWeight": "bold"})]
@@ -183,11 +187,46 @@ def create_app(study: Any, pages: list[Page] | None = None, *, store: Any = None
     return app
 
 
+def open_study(study_dir: Path) -> Any:
+    """The study at ``study_dir``, its root made absolute (files are served by absolute path,
+    whatever the server's working directory). A folder without study.toml is one clear error."""
+    from vislens.errors import ConfigError
+    from vislens.study import STUDY_FILE, Study
+
+    root = Path(study_dir).expanduser().resolve()
+    if not (root / STUDY_FILE).is_file():
+        raise ConfigError(
+            f"{root}: not a study (no {STUDY_FILE}) — create one with `vislens init {study_dir}`"
+        )
+    return Study.open(root)
+
+
+def run_server(
+    app: Any, *, host: str, port: int, debug: bool = False, on_ready: Any = None
+) -> None:
+    """Serve a Dash app: waitress (a production WSGI server) unless ``debug``, which uses
+    Flask's development server with reloading. ``on_ready()`` runs once the port is bound."""
+    if debug:
+        if on_ready is not None:
+            on_ready()
+        app.run(host=host, port=port, debug=True, threaded=True)
+        return
+    from waitress.server import create_server
+
+    server = create_server(app.server, host=host, port=port, threads=8, ident="vislens")
+    if on_ready is not None:
+        on_ready()
+    server.run()
+
+
 def serve(
-    study_dir: Path, *, host: str = "127.0.0.1", port: int = 8050, debug: bool = False
+    study_dir: Path,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 8050,
+    debug: bool = False,
+    on_ready: Any = None,
 ) -> None:
     """Run the workbench for a study (blocking). Bound to localhost unless ``host`` says."""
-    from vislens.study import Study
-
-    app = create_app(Study.open(study_dir))
-    app.run(host=host, port=port, debug=debug, threaded=True)
+    app = create_app(open_study(study_dir), host=host)
+    run_server(app, host=host, port=port, debug=debug, on_ready=on_ready)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from vislens.app.paths import check_item_images
 from vislens.errors import InputError
 from vislens.human.kinds import BINARY_LABELS, RATING_ANSWERS, RELATIONS, question_for_mode
 from vislens.human.latentlens import read_instances
@@ -72,6 +73,8 @@ def create_patch_task(
 ) -> Task:
     """A patch-interpretability task from LatentLens instances (data.json or a lens run)."""
     instances = read_instances(instances_path)
+    roots = _image_roots(instances_path)
+    check_item_images("patch", instances, Path(instances_path).parent, roots, str(instances_path))
     items = [ItemSpec(iid, payload) for iid, payload in instances]
     return store.create_task(
         name or Path(instances_path).parent.name or "latentlens",
@@ -79,8 +82,13 @@ def create_patch_task(
         items,
         question="Which of these words describe what is inside the red box?",
         labels=RELATIONS,
-        settings={"source": str(instances_path)},
+        settings={"source": str(instances_path), "image_roots": roots},
     )
+
+
+def _image_roots(source_path: Path) -> list[str]:
+    """The folders a task's images may be served from: the input file's folder."""
+    return [str(Path(source_path).resolve().parent)]
 
 
 def read_feature_cards(path: Path) -> list[dict[str, Any]]:
@@ -126,6 +134,14 @@ def create_rating_task(
 ) -> Task:
     """A feature-rating task: coherent? label right? (yes / partly / no)."""
     cards = read_feature_cards(features_path)
+    roots = _image_roots(features_path)
+    check_item_images(
+        "rating",
+        ((c["feature_id"], c) for c in cards),
+        Path(features_path).parent,
+        roots,
+        str(features_path),
+    )
     items = [ItemSpec(c["feature_id"], c) for c in cards]
     return store.create_task(
         name or f"{Path(features_path).stem}_rating",
@@ -133,7 +149,7 @@ def create_rating_task(
         items,
         question="Is this feature coherent, and is its label right?",
         labels=RATING_ANSWERS,
-        settings={"source": str(features_path)},
+        settings={"source": str(features_path), "image_roots": roots},
     )
 
 
@@ -216,12 +232,19 @@ def create_rating_task_from_sae(
     name: str | None = None,
 ) -> Task:
     """A feature-rating task over an SAE run's features (see :func:`cards_from_sae`)."""
+    from vislens.app.paths import image_source_root
+
     cards = cards_from_sae(study, sae_name, n_images=n_images, features=features)
+    src_root = image_source_root(study)
+    roots = [str(Path(study.root).resolve())] + ([str(src_root.resolve())] if src_root else [])
+    check_item_images(
+        "rating", ((c["feature_id"], c) for c in cards), Path(study.root), roots, f"sae/{sae_name}"
+    )
     return store.create_task(
         name or f"{sae_name}_rating",
         "rating",
         [ItemSpec(c["feature_id"], c) for c in cards],
         question="Is this feature coherent, and is its label right?",
         labels=RATING_ANSWERS,
-        settings={"source": f"sae/{sae_name}"},
+        settings={"source": f"sae/{sae_name}", "image_roots": roots},
     )
