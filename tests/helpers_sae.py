@@ -9,7 +9,7 @@ from vislens.sae.base import BaseSAE
 from vislens.sae.registry import build_sae
 from vislens.sae.spec import SAESpec
 
-ARCHS = ("standard", "topk", "jumprelu")
+ARCHS = ("standard", "topk", "jumprelu", "gated")
 NORMS = ("none", "layer_norm", "constant_norm_rescale")
 
 
@@ -36,10 +36,12 @@ def random_sae(arch: str = "standard", *, d_in: int = 12, d_sae: int = 40, k: in
 
 
 def ref_encode(x: np.ndarray, W_enc, b_enc, b_dec, *, arch: str, k: int | None = None, threshold=None,
-               norm: str = "none", apply_b_dec: bool = True) -> np.ndarray:  # fmt: skip
+               norm: str = "none", apply_b_dec: bool = True, rescale=None) -> np.ndarray:  # fmt: skip
     """The SAELens / ViT-Prisma formula written out token by token in float64 numpy."""
     x = np.asarray(x, dtype=np.float64)
     out = np.zeros((x.shape[0], W_enc.shape[1]))
+    if rescale is not None:  # SAELens TopK rescale_acts_by_decoder_norm: ‖W_dec,i‖ per feature
+        W_enc, b_enc = W_enc * rescale, b_enc * rescale
     for i, row in enumerate(x):
         if norm == "layer_norm":
             mu = row.mean()
@@ -50,7 +52,9 @@ def ref_encode(x: np.ndarray, W_enc, b_enc, b_dec, *, arch: str, k: int | None =
         if apply_b_dec:
             row = row - b_dec
         h = row @ W_enc + b_enc
-        if arch == "standard":
+        if arch == "none":  # the processed input itself (for composing other references)
+            f = h
+        elif arch == "standard":
             f = np.maximum(h, 0)
         elif arch == "jumprelu":
             f = np.where(h > threshold, np.maximum(h, 0), 0.0)
@@ -62,12 +66,26 @@ def ref_encode(x: np.ndarray, W_enc, b_enc, b_dec, *, arch: str, k: int | None =
     return out
 
 
+def ref_encode_gated(x: np.ndarray, sae: BaseSAE) -> np.ndarray:
+    """SAELens' GatedSAE.encode (= ViT-Prisma's encode_gated) in float64 numpy."""
+    n = {k: v.detach().double().numpy() for k, v in sae.named_parameters()}
+    base = ref_encode(x, np.eye(x.shape[1]), np.zeros(x.shape[1]), n["b_dec"], arch="none",
+                      norm=sae.spec.normalize_activations, apply_b_dec=sae.spec.apply_b_dec_to_input)  # fmt: skip
+    gate = (base @ n["W_enc"] + n["b_gate"]) > 0
+    mag = np.maximum(base @ (n["W_enc"] * np.exp(n["r_mag"])) + n["b_mag"], 0)
+    return gate * mag
+
+
 def sae_ref_encode(sae: BaseSAE, x: np.ndarray) -> np.ndarray:
     s = sae.spec
+    if s.architecture == "gated":
+        return ref_encode_gated(x, sae)
     thr = sae.threshold.detach().double().numpy() if s.architecture == "jumprelu" else None  # type: ignore[union-attr]
     return ref_encode(x, sae.W_enc.detach().double().numpy(), sae.b_enc.detach().double().numpy(),
                       sae.b_dec.detach().double().numpy(), arch=s.architecture, k=s.k, threshold=thr,
-                      norm=s.normalize_activations, apply_b_dec=s.apply_b_dec_to_input)  # fmt: skip
+                      norm=s.normalize_activations, apply_b_dec=s.apply_b_dec_to_input,
+                      rescale=np.linalg.norm(sae.W_dec.detach().double().numpy(), axis=1)
+                      if s.rescale_acts_by_decoder_norm else None)  # fmt: skip
 
 
 def planted_data(

@@ -85,7 +85,7 @@ def test_checkpoint_doc(arch):
     documented = set(table_keys("sae-checkpoint.md", "## cfg.json"))
     written = set(saelens_cfg(random_sae(arch, hook_layer=3).spec))
     assert written <= documented
-    assert documented - written <= {"k"}  # k only for topk
+    assert documented - written <= {"k", "rescale_acts_by_decoder_norm"}  # topk only
 
 
 def test_user_doc_python_example_runs(tmp_path, monkeypatch):

@@ -13,10 +13,11 @@ import torch
 from safetensors.torch import save_file
 
 from helpers_sae import ARCHS, NORMS, random_sae, ref_encode, sae_ref_encode
+from helpers_sae_prisma import VisionModelSAERunnerConfig, write_prisma_training_dir
 from vislens.errors import InputError, ModelError
 from vislens.sae.formats import detect_format, load_sae, save_saelens
 
-D_IN, D_SAE, K = 10, 24, 4
+D_IN, D_SAE, K = 10, 40, 4  # d_sae = 4 × d_in: ViT-Prisma derives d_sae from expansion_factor
 
 
 def _tensors(seed: int = 0) -> dict[str, torch.Tensor]:
@@ -55,18 +56,18 @@ class Case:
             save_file(w, str(path / "sae_weights.safetensors"))
         elif self.name.startswith("prisma"):
             topk = "topk" in self.name
-            cfg = {"d_in": D_IN, "d_sae": D_SAE, "activation_fn_str": "topk" if topk else "relu",
-                   "activation_fn_kwargs": {"k": K} if topk else {}, "architecture": "standard",
-                   "normalize_activations": "layer_norm" if "ln" in self.name else "none",
-                   "hook_point_layer": 9, "hook_point": "blocks.9.hook_resid_post", "cls_token_only": True,
-                   "model_name": "open-clip:laion/CLIP-ViT-B-32-DataComp.XL-s13B-b90K"}  # fmt: skip
-            if topk:  # the n_images_*.pt layout, state dict nested under "state_dict"
-                torch.save({"state_dict": w}, path / "n_images_1000.pt")
-                torch.save(
-                    {"state_dict": {k: v * 0 for k, v in w.items()}}, path / "n_images_10.pt"
-                )
-            else:
+            fields = {"d_in": D_IN, "expansion_factor": D_SAE // D_IN,
+                      "activation_fn_str": "topk" if topk else "relu",
+                      "activation_fn_kwargs": {"k": K} if topk else {},
+                      "normalize_activations": "layer_norm" if "ln" in self.name else "none",
+                      "hook_point_layer": 9, "cls_token_only": True,
+                      "model_name": "open-clip:laion/CLIP-ViT-B-32-DataComp.XL-s13B-b90K"}  # fmt: skip
+            if topk:  # the trainer's own layout: config.json + n_images_*.pt with a pickled cfg
+                write_prisma_training_dir(path, w, n_images=(10, 1000), **fields)
+            else:  # Prisma-Multimodal's released layout: the same config.json + weights.pt
+                VisionModelSAERunnerConfig(**fields).save_config(path / "config.json")
                 torch.save(w, path / "weights.pt")
+            return
         elif self.name == "dl-autoencoder":
             cfg = {
                 "trainer": {
@@ -175,16 +176,164 @@ def test_saelens_round_trip_every_architecture(tmp_path, arch, norm):
     )
 
 
-class _NotATensor:
-    pass
+class _Exploit:
+    """Unpickling this runs ``os.system`` under plain pickle."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        import os
+
+        return (os.system, (f"touch {self.marker}",))
 
 
-def test_pickled_objects_are_refused(tmp_path):
+def test_prisma_training_checkpoint_loads_from_its_pickled_config(tmp_path):
+    """The n_images_*.pt of ViT-Prisma's trainer loads without ViT-Prisma and without
+    config.json: its pickled VisionModelSAERunnerConfig is read as plain data."""
+    import sys
+
+    t = _tensors()
+    w = {k: t[k] for k in ("W_enc", "b_enc", "W_dec", "b_dec")}
+    write_prisma_training_dir(tmp_path / "ck", w, config_json=False, d_in=D_IN, expansion_factor=4,
+                              hook_point_layer=5, layer_subtype="hook_resid_pre",
+                              activation_fn_str="topk", activation_fn_kwargs={"k": K},
+                              normalize_activations="none", use_patches_only=True)  # fmt: skip
+    assert "vit_prisma.sae.config" not in sys.modules
+    assert detect_format(tmp_path / "ck") == "prisma"
+    sae = load_sae(tmp_path / "ck").requires_grad_(False)
+    assert "vit_prisma" not in sys.modules
+    assert (sae.spec.hook_layer, sae.spec.hook_name) == (5, "blocks.5.hook_resid_pre")
+    assert sae.spec.token_scope == "patches" and sae.spec.k == K
+    assert sae.spec.extra["lr_scheduler_name"] == "cosineannealingwarmup"
+    x = np.random.default_rng(3).normal(size=(7, D_IN))
+    got = sae.encode(torch.tensor(x, dtype=torch.float32)).double().numpy()
+    n = {k: v.double().numpy() for k, v in t.items()}
+    np.testing.assert_allclose(got, ref_encode(x, n["W_enc"], n["b_enc"], n["b_dec"], arch="topk", k=K),
+                               rtol=1e-4, atol=1e-4)  # fmt: skip
+
+
+def test_pickled_code_is_never_run(tmp_path):
     ck = tmp_path / "ck"
     Case("prisma-relu", "prisma", 10).write(ck, _tensors())
-    torch.save({"cfg": _NotATensor(), "state_dict": {}}, ck / "weights.pt")
-    with pytest.raises(InputError, match="weights_only"):
-        load_sae(ck)
+    w = torch.load(ck / "weights.pt", weights_only=True)
+    marker = tmp_path / "pwned"
+    torch.save({"cfg": _Exploit(marker), "state_dict": w}, ck / "weights.pt")
+    sae = load_sae(ck)  # config.json decides; the pickled "cfg" is inert data
+    assert not marker.exists() and sae.d_sae == D_SAE
+    (ck / "config.json").unlink()
+    with pytest.raises(InputError, match="pickles no config"):
+        load_sae(ck / "weights.pt")
+    assert not marker.exists()
+
+
+@pytest.mark.parametrize(
+    ("subtype", "layer", "residual"),
+    [("hook_resid_pre", 5, True), ("hook_resid_post", 6, True), ("ln1.hook_normalized", 5, False),
+     ("ln2.hook_normalized", 6, False), ("hook_resid_mid", 6, False), ("hook_mlp_out", 6, False),
+     ("hook_attn_out", 6, False), ("mlp.hook_post", 6, False)],
+)  # fmt: skip
+def test_prisma_layer_subtype_maps_to_the_right_layer(tmp_path, subtype, layer, residual):
+    from types import SimpleNamespace
+
+    from vislens.errors import ModelError as ME
+    from vislens.sae.encode import check_compatible
+
+    t = _tensors()
+    w = {k: t[k] for k in ("W_enc", "b_enc", "W_dec", "b_dec")}
+    write_prisma_training_dir(tmp_path / "ck", w, d_in=D_IN, expansion_factor=4, hook_point_layer=5,
+                              layer_subtype=subtype)  # fmt: skip
+    cfg = json.loads((tmp_path / "ck" / "config.json").read_text())
+    assert "hook_point" not in cfg and cfg["layer_subtype"] == subtype  # as ViT-Prisma writes it
+    sae = load_sae(tmp_path / "ck")
+    assert (sae.spec.hook_layer, sae.spec.hook_residual) == (layer, residual)
+    assert sae.spec.hook_name == f"blocks.5.{subtype}"
+    store = SimpleNamespace(info=SimpleNamespace(d_model=D_IN, model="m"))
+    if residual:
+        check_compatible(sae, store, layer)  # type: ignore[arg-type]
+        with pytest.raises(ME, match=f"--layer {layer}"):
+            check_compatible(sae, store, layer + 1)  # type: ignore[arg-type]
+    else:
+        with pytest.raises(ME, match="allow-layer-mismatch"):
+            check_compatible(sae, store, layer)  # type: ignore[arg-type]
+    save_saelens(sae, tmp_path / "out")  # the hook survives conversion
+    back = load_sae(tmp_path / "out")
+    assert (back.spec.hook_layer, back.spec.hook_residual, back.spec.hook_name) == (
+        layer, residual, f"blocks.5.{subtype}")  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("hook_name", "layer", "residual"),
+    [("blocks.9.hook_resid_post", 10, True), ("blocks.9.hook_resid_pre", 9, True),
+     ("blocks.9.hook_mlp_out", 10, False), ("blocks.9.attn.hook_z", 9, False), ("hook_embed", None, True)],
+)  # fmt: skip
+def test_saelens_hook_names(tmp_path, hook_name, layer, residual):
+    ck = tmp_path / "ck"
+    Case("saelens-standard-cnr", "saelens", 10).write(ck, _tensors())
+    cfg = json.loads((ck / "cfg.json").read_text())
+    (ck / "cfg.json").write_text(json.dumps(cfg | {"hook_name": hook_name}))
+    spec = load_sae(ck).spec
+    assert (spec.hook_layer, spec.hook_residual) == (layer, residual)
+
+
+def _v6_topk(path: Path, t: dict[str, torch.Tensor], **extra) -> None:
+    path.mkdir(parents=True)
+    w = {k: t[k] for k in ("W_enc", "b_enc", "W_dec", "b_dec")}
+    save_file(w, str(path / "sae_weights.safetensors"))
+    cfg = {"architecture": "topk", "d_in": D_IN, "d_sae": D_SAE, "k": K, "dtype": "float32",
+           "device": "cpu", "apply_b_dec_to_input": True, "normalize_activations": "none",
+           "reshape_activations": "none",
+           "metadata": {"sae_lens_version": "6.5.0", "hook_name": "blocks.3.hook_resid_post"}} | extra  # fmt: skip
+    (path / "cfg.json").write_text(json.dumps(cfg))
+
+
+def test_saelens_topk_rescale_acts_by_decoder_norm(tmp_path):
+    """SAELens' TopKSAE.encode: hidden_pre * ‖W_dec,i‖, then top-k + relu; decode divides it out."""
+    t = _tensors()  # W_dec rows are far from unit norm
+    _v6_topk(tmp_path / "ck", t, rescale_acts_by_decoder_norm=True)
+    sae = load_sae(tmp_path / "ck").requires_grad_(False)
+    assert (
+        sae.spec.rescale_acts_by_decoder_norm
+        and "rescale_acts_by_decoder_norm" not in sae.spec.extra
+    )
+    x = np.random.default_rng(5).normal(size=(30, D_IN)) * 2
+    n = {k: v.double().numpy() for k, v in t.items()}
+    norms = np.linalg.norm(n["W_dec"], axis=1)
+    ref = ref_encode(x, n["W_enc"] * norms, n["b_enc"] * norms, n["b_dec"], arch="topk", k=K)
+    got = sae.encode(torch.tensor(x, dtype=torch.float32)).double().numpy()
+    np.testing.assert_allclose(got, ref, rtol=1e-4, atol=1e-4)
+    plain = ref_encode(x, n["W_enc"], n["b_enc"], n["b_dec"], arch="topk", k=K)
+    assert ((ref > 0) != (plain > 0)).any()  # the flag matters on this SAE
+    recon = sae.decode(torch.tensor(ref, dtype=torch.float32)).double().numpy()
+    np.testing.assert_allclose(recon, (ref / norms) @ n["W_dec"] + n["b_dec"], rtol=1e-4, atol=1e-4)
+    save_saelens(sae, tmp_path / "out")
+    back = load_sae(tmp_path / "out").requires_grad_(False)
+    xt = torch.tensor(x, dtype=torch.float32)
+    torch.testing.assert_close(back.encode(xt), sae.encode(xt))
+
+
+@pytest.mark.parametrize(
+    ("extra", "key"),
+    [({"reshape_activations": "hook_z"}, "reshape_activations"), ({"hook_head_index": 3}, "hook_head_index"),
+     ({"finetuning_scaling_factor": True}, "finetuning_scaling_factor"), ({"d_out": 7}, "d_out"),
+     ({"activation_fn_str": "tanh-relu", "architecture": "standard"}, "activation_fn_str"),
+     ({"architecture": "standard", "rescale_acts_by_decoder_norm": True}, "rescale_acts_by_decoder_norm")],
+)  # fmt: skip
+def test_unimplemented_encode_keys_are_errors(tmp_path, extra, key):
+    _v6_topk(tmp_path / "ck", _tensors(), **extra)
+    with pytest.raises(InputError, match=f"'{key}'"):
+        load_sae(tmp_path / "ck")
+
+
+def test_written_cfg_is_read_as_saelens_v6(tmp_path):
+    from packaging.version import Version
+
+    save_saelens(random_sae("topk", hook_layer=3), tmp_path / "s")
+    cfg = json.loads((tmp_path / "s" / "cfg.json").read_text())
+    # SAELens' handle_config_defaulting: a version < 6.0.0-rc.0 (or none) is a pre-6 config
+    assert Version(cfg["metadata"]["sae_lens_version"]) >= Version("6.0.0-rc.0")
+    assert cfg["k"] == 5 and cfg["rescale_acts_by_decoder_norm"] is False
+    assert cfg["reshape_activations"] == "none"
 
 
 def test_shape_mismatch_names_the_tensor(tmp_path):

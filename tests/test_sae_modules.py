@@ -59,7 +59,7 @@ def test_wrong_width_is_a_clear_error():
 
 @pytest.mark.parametrize(
     ("kwargs", "match"),
-    [({"architecture": "gated"}, "architecture"), ({"architecture": "topk"}, "k"),
+    [({"architecture": "batchtopk"}, "architecture"), ({"architecture": "topk"}, "k"),
      ({"architecture": "topk", "k": 99}, "k"), ({"normalize_activations": "batch"}, "normalize")],
 )  # fmt: skip
 def test_spec_rejects_bad_settings(kwargs, match):

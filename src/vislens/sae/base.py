@@ -106,7 +106,10 @@ class BaseSAE(nn.Module, ABC):
         sae_in, state = normalize_in(x, self.spec.normalize_activations, self.d_in)
         if self.spec.apply_b_dec_to_input:
             sae_in = sae_in - self.b_dec
-        return sae_in @ self.W_enc + self.b_enc, state
+        hidden_pre = sae_in @ self.W_enc + self.b_enc
+        if self.spec.rescale_acts_by_decoder_norm:  # SAELens TopK: select as if ‖W_dec,i‖ = 1
+            hidden_pre = hidden_pre * self.W_dec.norm(dim=-1)
+        return hidden_pre, state
 
     def encode(self, x: Float[Tensor, "*b d_in"]) -> Float[Tensor, "*b d_sae"]:
         """Feature activations (codes); non-negative for every architecture here."""
@@ -117,6 +120,8 @@ class BaseSAE(nn.Module, ABC):
         self, codes: Float[Tensor, "*b d_sae"], state: NormState | None = None
     ) -> Float[Tensor, "*b d_in"]:
         """Reconstruction ``codes @ W_dec + b_dec``, de-normalised when ``state`` is given."""
+        if self.spec.rescale_acts_by_decoder_norm:
+            codes = codes / self.W_dec.norm(dim=-1)
         out = codes @ self.W_dec + self.b_dec
         return normalize_out(out, state) if state is not None else out
 

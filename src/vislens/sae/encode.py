@@ -70,6 +70,12 @@ def check_compatible(sae: BaseSAE, store: ActivationStore, layer: int) -> None:
             f"the SAE reads d_in={sae.d_in} but {store.info.model} stores d_model={store.info.d_model} "
             f"(layer {layer}); use an SAE trained on this model"
         )
+    if not sae.spec.hook_residual:
+        raise ModelError(
+            f"the SAE was trained on '{sae.spec.hook_name}', which is not a residual-stream position; "
+            f"vislens stores residual streams, so its codes on layer {layer} would not be the SAE's "
+            "features — pass --allow-layer-mismatch to encode anyway"
+        )
     if sae.spec.hook_layer is not None and sae.spec.hook_layer != layer:
         raise ModelError(
             f"the SAE was trained on layer {sae.spec.hook_layer} ({sae.spec.hook_name or 'no hook name'}) "

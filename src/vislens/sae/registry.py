@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from vislens.sae.base import BaseSAE
+from vislens.sae.gated_sae import GatedSAE
 from vislens.sae.jumprelu_sae import JumpReLUSAE
 from vislens.sae.spec import SAESpec
 from vislens.sae.standard_sae import StandardSAE
@@ -12,6 +13,7 @@ SAE_CLASSES: dict[str, type[BaseSAE]] = {
     "standard": StandardSAE,
     "topk": TopKSAE,
     "jumprelu": JumpReLUSAE,
+    "gated": GatedSAE,
 }
 
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
-Architecture = Literal["standard", "topk", "jumprelu"]
+Architecture = Literal["standard", "topk", "jumprelu", "gated"]
 Normalization = Literal["none", "layer_norm", "constant_norm_rescale"]
 TokenScope = Literal["cls", "patches", "all"]
 
-ARCHITECTURES: tuple[str, ...] = ("standard", "topk", "jumprelu")
+ARCHITECTURES: tuple[str, ...] = ("standard", "topk", "jumprelu", "gated")
 NORMALIZATIONS: tuple[str, ...] = ("none", "layer_norm", "constant_norm_rescale")
 
 
@@ -28,7 +28,8 @@ class SAESpec:
     """Number of features (dictionary size)."""
 
     architecture: Architecture = "standard"
-    """``standard`` (ReLU), ``topk`` or ``jumprelu``."""
+    """Inference architecture: ``standard`` (ReLU), ``topk``, ``jumprelu`` or ``gated`` (a
+    trained BatchTopK SAE is saved as ``jumprelu``, as SAELens does)."""
 
     k: int | None = None
     """Active features per token for ``topk``."""
@@ -45,6 +46,15 @@ class SAESpec:
 
     hook_name: str = ""
     """The source library's hook name, kept for reference (e.g. ``blocks.9.hook_resid_post``)."""
+
+    hook_residual: bool = True
+    """Whether the hook point is a residual-stream position (what vislens stores). An SAE
+    trained on ``ln2.hook_normalized``, ``hook_mlp_out``, … is refused by ``encode`` unless
+    ``--allow-layer-mismatch``; ``hook_layer`` is then the nearest residual layer."""
+
+    rescale_acts_by_decoder_norm: bool = False
+    """TopK only (SAELens): multiply pre-activations by ``‖W_dec,i‖`` before selecting the
+    top k, and divide codes by it before decoding."""
 
     token_scope: TokenScope = "all"
     """Tokens the SAE was trained on: ``cls`` (ViT-Prisma's ``cls_token_only``), ``patches`` or ``all``."""
@@ -68,6 +78,8 @@ class SAESpec:
             raise ValueError(
                 f"normalize_activations {self.normalize_activations!r} is not one of {NORMALIZATIONS}"
             )
+        if self.rescale_acts_by_decoder_norm and self.architecture != "topk":
+            raise ValueError("rescale_acts_by_decoder_norm is defined for topk SAEs only")
         if self.architecture == "topk" and (self.k is None or not 0 < self.k <= self.d_sae):
             raise ValueError(
                 f"a topk SAE needs 0 < k <= d_sae (got k={self.k}, d_sae={self.d_sae})"
