@@ -36,8 +36,9 @@ pytest: install system-deps
 
 test: lint typecheck pytest
 
+# Every bench/*.py in its quick mode; figures, machine and command into bench/results.md.
 bench: install
-	@for f in bench/*.py; do echo "== $$f"; $(BIN)/python $$f || exit 1; done
+	$(BIN)/python bench/run_all.py
 
 clean:
 	rm -rf $(VENV) $(DEMO_DIR) .pytest_cache .mypy_cache .ruff_cache

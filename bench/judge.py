@@ -5,11 +5,12 @@
 2. The same 1,000-item job run twice: the second run must be served entirely from the judge
    cache (goal: 0 requests, under 1 s).
 
-Run: ``python bench/judge.py`` (no network, no key).
+Run: ``python bench/judge.py [--quick]`` (no network, no key; --quick: half the items).
 """
 
 from __future__ import annotations
 
+import argparse
 import multiprocessing as mp
 import os
 import tempfile
@@ -21,6 +22,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from _report import figure
 from vislens.judge.cache import JudgeCache
 from vislens.judge.fake_server import FakeOpenAIServer
 from vislens.judge.messages import ChatRequest, user_message
@@ -75,6 +77,10 @@ def server(latency_s: float) -> Iterator[tuple[str, Any]]:
 
 
 def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--quick", action="store_true", help="half the items per concurrency")
+    args = ap.parse_args()
+    per = 5 if args.quick else 10
     os.environ.setdefault("VISLENS_NO_PROGRESS", "1")
     print(f"throughput, server latency {LATENCY_S * 1000:.0f} ms (server in its own process)")
     print(
@@ -83,13 +89,21 @@ def main() -> None:
     with server(LATENCY_S) as (url, _):
         client = OpenAIJudge("bench-m", base_url=url, retry=RetryPolicy(0), max_concurrency=64)
         for c in (1, 8, 32):
-            n = max(10, c * 10)
+            n = max(10, c * per)
             t0 = time.perf_counter()
             _, s = judge_all(client, jobs(n, f"c{c}-"), settings=RunSettings(concurrency=c))
             dt = time.perf_counter() - t0
             assert s.n_ok == n and s.n_requests == n, (s.line(), s.failures[:3])
             ours, ideal = n / dt, c / LATENCY_S
             print(f"{c:>11} {n:>6} {ours:>16.1f} {ideal:>14.1f} {ours / ideal:>10.0%}")
+            figure(
+                f"judge requests/s at concurrency {c} (200 ms server)",
+                ours,
+                "req/s",
+                reference="ideal: concurrency / latency",
+                reference_value=ideal,
+                note=f"efficiency {ours / ideal:.0%}; {n} items",
+            )
 
     with server(0.0) as (url, count), tempfile.TemporaryDirectory() as tmp:
         client = OpenAIJudge("bench-m", base_url=url, retry=RetryPolicy(0), max_concurrency=64)
@@ -114,6 +128,16 @@ def main() -> None:
     print(f"{'first':>8} {first.n_requests:>22} {first.n_cache_hits:>11} {t_first:>8.2f} {'-':>22}")
     print(
         f"{'second':>8} {sent:>22} {second.n_cache_hits:>11} {t_second:>8.2f} {'0 requests, < 1.00 s':>22}"
+    )
+    figure(
+        "1,000-item judge job again, from the cache",
+        t_second,
+        "s",
+        reference="first run (server latency 0 ms)",
+        reference_value=t_first,
+        goal="0 requests, < 1 s",
+        met=sent == 0 and t_second < 1.0,
+        note=f"{sent} requests reached the server; {second.n_cache_hits} cache hits",
     )
 
 

@@ -4,7 +4,7 @@ Prints tokens/s of (a) the plain forward, (b) the same forward with every LLM la
 hidden states at the image positions and the last token's attention to the image tokens
 in every layer and head captured, side by side with the ratio. Goal: extra cost < 25%.
 
-    python bench/vlm.py [--batch 8] [--repeats 20]
+    python bench/vlm.py [--batch 8] [--repeats 20] [--quick]
 """
 
 from __future__ import annotations
@@ -12,6 +12,8 @@ from __future__ import annotations
 import argparse
 import statistics
 import time
+
+from _report import figure
 
 
 def main() -> None:
@@ -24,7 +26,10 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--repeats", type=int, default=20)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--quick", action="store_true", help="5 repeats")
     args = parser.parse_args()
+    if args.quick:
+        args.repeats = 5
     torch.set_num_threads(args.threads)
 
     vlm = load_toy_vlm()
@@ -66,6 +71,16 @@ def main() -> None:
     print(f"{'forward + hidden + attn slice':<34}{n_tokens / tc:>12.0f}")
     extra = tc / tp - 1
     print(f"capture / plain time ratio: {tc / tp:.3f}  (extra cost {extra:+.1%}; goal < +25%)")
+    figure(
+        "toy VLM forward + hidden states + attention slice",
+        n_tokens / tc,
+        "tokens/s",
+        reference="plain forward",
+        reference_value=n_tokens / tp,
+        goal="extra cost < +25%",
+        met=extra < 0.25,
+        note=f"extra cost {extra:+.1%}; batch {args.batch}, {args.threads} thread(s)",
+    )
 
 
 if __name__ == "__main__":
