@@ -299,9 +299,18 @@ def krippendorff_alpha(
     return out
 
 
+AGGREGATION_RULES = ("share", "plurality")
+"""How several annotators' answers to one item become one answer (``aggregate``)."""
+
+DEFAULT_RULE = "share"
+"""LatentLens' rule, the default everywhere."""
+
+
 def majority_vote(wide: pd.DataFrame, threshold: float = 0.5) -> tuple[pd.Series, list[str]]:
-    """Per item, the most common rating if its share of the item's ratings is at least
-    ``threshold`` (pandas ``value_counts``); items with no such rating are returned apart."""
+    """The ``plurality`` rule: per item, the single most common rating if its share of the
+    item's ratings is at least ``threshold`` (pandas ``value_counts``). Items where two
+    ratings tie for most common, or the top rating's share is below ``threshold``, have no
+    majority and are returned apart (so a 1–1 split is dropped at any threshold)."""
     winners: dict[Any, Any] = {}
     dropped: list[str] = []
     for item_id, row in wide.iterrows():
@@ -310,12 +319,73 @@ def majority_vote(wide: pd.DataFrame, threshold: float = 0.5) -> tuple[pd.Series
             continue
         top = counts.index[0]
         tie = len(counts) > 1 and counts.iloc[1] == counts.iloc[0]
-        if counts.iloc[0] / counts.sum() >= threshold and not (tie and threshold <= 0.5):
+        if counts.iloc[0] / counts.sum() >= threshold and not tie:
             original = next(v for v in row.dropna() if str(v) == top)
             winners[item_id] = original
         else:
             dropped.append(str(item_id))
     return pd.Series(winners, dtype=object), dropped
+
+
+def share_vote(
+    wide: pd.DataFrame, threshold: float = 0.5, *, order: Sequence[Any]
+) -> tuple[pd.Series, list[str]]:
+    """The ``share`` rule (LatentLens' human-study rule, generalised to ordered answers):
+    per item, the highest answer ``v`` in ``order`` (low to high) such that at least
+    ``threshold`` of the item's annotators answered ``v`` or higher.
+
+    With two answers ``order = [negative, positive]`` this is LatentLens' "interpretable if
+    at least ``threshold`` of the annotators selected a word, else not": a 1–1 split at 0.5
+    counts as positive. The lowest answer always qualifies, so every rated item gets a value
+    and the second list (items without one) is always empty; it is returned for symmetry
+    with ``majority_vote``."""
+    order = list(order)
+
+    def _rank(item_id: Any, v: Any) -> int:
+        # by equality, so the 1.0 of a float column is the answer 1
+        for i, o in enumerate(order):
+            if v == o or str(v) == str(o):
+                return i
+        raise ValueError(f"item {item_id!r}: answer {v!r} is not one of {order}")
+
+    winners: dict[Any, Any] = {}
+    for item_id, row in wide.iterrows():
+        given = list(row.dropna())
+        if not given:
+            continue
+        ranks = np.array([_rank(item_id, g) for g in given])
+        best = 0
+        for r in range(len(order) - 1, -1, -1):
+            if (ranks >= r).mean() >= threshold:
+                best = r
+                break
+        winners[item_id] = order[best]
+    return pd.Series(winners, dtype=object), []
+
+
+def aggregate(
+    wide: pd.DataFrame,
+    *,
+    rule: str = DEFAULT_RULE,
+    threshold: float = 0.5,
+    order: Sequence[Any] | None = None,
+) -> tuple[pd.Series, list[str]]:
+    """One answer per item from an items × annotators table: ``(answers, no_majority)``.
+
+    ``share`` (default): ``share_vote`` — needs ``order`` (answers low to high; for two
+    classes ``[negative, positive]``). ``plurality``: ``majority_vote``. ``threshold`` must
+    be in (0, 1]."""
+    if not 0 < threshold <= 1:
+        raise ValueError(f"threshold must be in (0, 1], got {threshold}")
+    if rule == "plurality":
+        return majority_vote(wide, threshold)
+    if rule == "share":
+        if order is None:
+            raise ValueError("the share rule needs the answers' order (low to high)")
+        return share_vote(wide, threshold, order=order)
+    raise ValueError(
+        f"unknown aggregation rule {rule!r}; use one of {', '.join(AGGREGATION_RULES)}"
+    )
 
 
 def per_group(a: pd.Series, b: pd.Series, groups: pd.Series, **kwargs: Any) -> dict[str, Report]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from enum import Enum
 from pathlib import Path
 from typing import Annotated
 
@@ -17,7 +18,30 @@ SeedOpt = Annotated[int, typer.Option(help="Bootstrap seed.")]
 ThresholdOpt = Annotated[
     float,
     typer.Option(
-        help="Majority: an item takes a value when at least this share of its annotators gave it."
+        help="Share of an item's annotators the --rule needs, in (0, 1] (0.5 = half or more)."
+    ),
+]
+
+
+class Rule(str, Enum):
+    """How several annotators' answers to one item become one (analysis.agreement.aggregate)."""
+
+    share = "share"
+    plurality = "plurality"
+
+
+RuleOpt = Annotated[
+    Rule,
+    typer.Option(
+        "--rule",
+        help=(
+            "How annotators' answers become one per item. share (default, LatentLens' rule): "
+            "positive (interpretable; related; for ratings the highest answer) when at least "
+            "--threshold of the item's annotators gave it (or, for ratings, a higher one), else "
+            "negative - every rated item gets a value, and a 1-1 split at 0.5 counts as "
+            "positive. plurality: the single most common answer if its share is at least "
+            "--threshold; ties and items below the threshold have no majority and are left out."
+        ),
     ),
 ]
 
@@ -62,20 +86,35 @@ def agree_latentlens(
         "correlation_results.json"
     ),
     threshold: ThresholdOpt = 0.5,
+    rule: RuleOpt = Rule.share,
     n_resamples: ResamplesOpt = 1000,
     seed: SeedOpt = 0,
 ) -> None:
-    """LatentLens: human majority "interpretable" vs the judge → correlation_results.json."""
+    """LatentLens: the annotators' answer per instance ("interpretable") vs the judge →
+    correlation_results.json."""
     from vislens.human.compare import latentlens_correlation
 
     rep = latentlens_correlation(
-        instances, evaluations, llm, out, threshold=threshold, n_resamples=n_resamples, seed=seed
+        instances,
+        evaluations,
+        llm,
+        out,
+        threshold=threshold,
+        rule=rule.value,
+        n_resamples=n_resamples,
+        seed=seed,
     )
     c = rep["interpretability_correlation"]
     typer.echo(
-        f"n {c['n']}  accuracy {c.get('accuracy')}  kappa {c.get('cohens_kappa')}  pearson {c.get('pearson_r')}"
+        f"rule {rep['rule']} (threshold {threshold})  n {c['n']}  accuracy {_num(c.get('accuracy'))}  "
+        f"kappa {_num(c.get('cohens_kappa'))}  pearson {_num(c.get('pearson_r'))}  "
+        f"no majority {len(rep['no_majority'])}"
     )
     typer.echo(f"wrote {out}")
+
+
+def _num(v: object) -> str:
+    return "undefined" if v is None else f"{v:.3f}" if isinstance(v, float) else str(v)
 
 
 @agree_app.command("task")
@@ -84,9 +123,10 @@ def agree_task(
     task: Annotated[str, typer.Argument(help="Task name.")],
     judge: Annotated[
         str | None,
-        typer.Option(help="Compare the annotators' majority with this judge's verdicts."),
+        typer.Option(help="Compare the annotators' answer per item with this judge's verdicts."),
     ] = None,
     threshold: ThresholdOpt = 0.5,
+    rule: RuleOpt = Rule.share,
     field: Annotated[
         str, typer.Option(help="Rating tasks: which question (coherent or label).")
     ] = "coherent",
@@ -121,6 +161,7 @@ def agree_task(
         task,
         judge=judge,
         threshold=threshold,
+        rule=rule.value,
         field=field,
         group_by=group_by,
         raters_a=_names(raters_a),
@@ -136,6 +177,19 @@ def agree_task(
             indent=1,
         )
     )
+    if judge is not None:
+        m = rep["majority_vs_judge"]
+        typer.echo(
+            f"annotators vs judge {judge} (rule {rule.value}, threshold {threshold}): n {m['n']}  "
+            f"kappa {_num(m.get('cohens_kappa'))}  accuracy {_num(m.get('accuracy'))}  "
+            f"no majority {len(rep['no_majority'])}"
+        )
+    if "groups" in rep:
+        g = rep["groups"]["agreement"]
+        typer.echo(
+            f"group a vs group b (rule {rule.value}): n {g['n']}  kappa {_num(g.get('cohens_kappa'))}  "
+            f"accuracy {_num(g.get('accuracy'))}"
+        )
     typer.echo(f"wrote {path}")
 
 

@@ -132,7 +132,7 @@ def score_study(
 ) -> list[Path]:
     """MS (full-set and top-N), correlations with ratings + BH, tiers → scores.parquet etc."""
     from vislens.analysis.correlation import read_ratings
-    from vislens.analysis.embeddings import VisionEncoderEmbeddings, embedding_matrix
+    from vislens.models.embeddings import VisionEncoderEmbeddings, embedding_matrix
     from vislens.analysis.tiers import TierThresholds
     from vislens.sae.scoring import score_features, write_scores
     from vislens.sae.top_items import TOPK_FILE

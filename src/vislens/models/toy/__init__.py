@@ -12,29 +12,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from vislens.errors import ModelError
+from vislens.models.toy.paths import WEIGHTS_DIR, toy_model_dir
 
 if TYPE_CHECKING:
     from PIL import Image
 
     from vislens.models.vlm.base import VLMAdapter
-
-WEIGHTS_DIR = Path(__file__).parent / "weights"
-
-
-def toy_model_dir() -> Path:
-    """The shipped toy VLM's directory: ``LlavaForConditionalGeneration.from_pretrained``
-    and ``AutoProcessor.from_pretrained`` both read it (its vision tower is a plain
-    ``CLIPVisionModel`` under ``vision_tower``)."""
-    if (
-        not (WEIGHTS_DIR / "config.json").is_file()
-        or not (WEIGHTS_DIR / "model.safetensors").is_file()
-    ):
-        raise ModelError(
-            f"the toy VLM's weights are missing from {WEIGHTS_DIR}; reinstall vislens or run "
-            "`vislens toy train --out DIR` and load DIR"
-        )
-    return WEIGHTS_DIR
 
 
 def load_toy_vlm(model_dir: str | Path | None = None, *, device: str = "cpu") -> VLMAdapter:

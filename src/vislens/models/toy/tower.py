@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     import torch
     from transformers import LlavaForConditionalGeneration
 
-    from vislens.models.toy.train import ToyTrainConfig
+    from vislens.models.toy.config import ToyTrainConfig
 
 log = logging.getLogger("vislens.toy.train")
 

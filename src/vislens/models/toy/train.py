@@ -23,7 +23,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -33,10 +33,10 @@ import numpy as np
 from vislens.data.synthetic import GridObject
 from vislens.models.toy.build import (
     N_IMAGE_TOKENS,
-    ToyArch,
     build_toy_processor,
     build_toy_vlm,
 )
+from vislens.models.toy.config import ToyTrainConfig
 from vislens.models.toy.tasks import TASKS, sample_qa
 from vislens.models.toy.tower import cosine_lr, tower_features, train_tower
 from vislens.models.toy.vocab import BOS, EOS, IMAGE, VOCAB
@@ -47,61 +47,11 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("vislens.toy.train")
 
-TRAIN_WORLD_SEED = 1000
-"""World seed of the training images (eval uses other seeds)."""
-
 CHECKPOINT_EVERY = 500
 """Stage 2 steps between checkpoints (model in the output directory, full state beside it)."""
 
 TRAIN_JSON_VERSION = 1
 """Schema version of ``train.json`` (docs/formats/toy-model.md)."""
-
-
-@dataclass(frozen=True)
-class ToyTrainConfig:
-    """How the toy VLM is trained (defaults reproduce the shipped weights)."""
-
-    seed: int = 0
-    """Seeds initialisation, data order and question sampling."""
-    world_seed: int = TRAIN_WORLD_SEED
-    """Seed of the grid-world scenes used for training."""
-    tower_steps: int = 600
-    """Stage 1 optimiser steps."""
-    tower_batch: int = 16
-    """Images per stage 1 step (fresh scenes every step)."""
-    tower_lr: float = 2e-3
-    """Stage 1 peak learning rate."""
-    n_pool: int = 6000
-    """Scenes (of the normal world, 1-6 shapes) whose frozen-tower features stage 2
-    trains on."""
-    lm_steps: int = 6000
-    """Stage 2 optimiser steps."""
-    lm_batch: int = 32
-    """Sequences (one image and one question each) per stage 2 step."""
-    lm_lr: float = 1e-3
-    """Stage 2 peak learning rate."""
-    evidence_layer: int = 2
-    """LM block after which the evidence loss reads the image tokens."""
-    evidence_weight: float = 1.0
-    """Weight of the evidence loss next to the answer loss."""
-    task_weights: dict[str, float] = field(
-        default_factory=lambda: {
-            "presence": 0.33,
-            "cell_color": 0.22,
-            "cell_shape": 0.22,
-            "location": 0.1,
-            "count": 0.1,
-            "caption": 0.03,
-        }
-    )
-    """Relative frequency of each task among training questions."""
-    n_threads: int = 2
-    """torch CPU threads (the shipped weights were trained with 2)."""
-    arch: ToyArch = field(default_factory=ToyArch)
-    """Model sizes."""
-
-    def to_json(self) -> dict[str, object]:
-        return asdict(self)
 
 
 @lru_cache(maxsize=100_000)

@@ -30,7 +30,7 @@ def adapter_for(model_type: str) -> type[VLMAdapter]:
 def resolve_vlm_path(name_or_path: str | Path) -> tuple[str, bool]:
     """``(path or hub id, is_toy)``: ``toy`` names the VLM shipped with vislens."""
     if str(name_or_path) in TOY_NAMES:
-        from vislens.models.toy import toy_model_dir
+        from vislens.models.toy.paths import toy_model_dir
 
         return str(toy_model_dir()), True
     return str(name_or_path), False

@@ -1,5 +1,7 @@
 """Embedding providers for monosemanticity scoring (seed 001's ``EmbeddingProvider``).
 
+They live with the models because the default provider loads a vision encoder and runs it
+over a study's images; ``vislens.analysis`` stays pure statistics and takes the vectors.
 MS must be measured with an encoder independent of the one the SAE was trained on
 (scoring a CLIP SAE with CLIP embeddings is circular); DINOv2 is the default for real runs.
 """
