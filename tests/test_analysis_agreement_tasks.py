@@ -156,7 +156,7 @@ def test_task_agreement_humans_and_judge(tmp_path: Path) -> None:
     }
     for p in range(40):
         store.set_verdict("t", s.item(position=p).id, "llm", judge[str(p)])
-    rep = task_agreement(store, "t", judge="llm", threshold=0.75, n_resamples=100)
+    rep = task_agreement(store, "t", judge="llm", threshold=0.75, rule="plurality", n_resamples=100)
     assert rep["n_annotators"] == 4 and rep["n_rated_items"] == 40
     majority = {}
     for k, vs in votes.items():
@@ -176,6 +176,18 @@ def test_task_agreement_humans_and_judge(tmp_path: Path) -> None:
     codes = np.array([votes[str(p)] for p in range(40)])
     table, _ = inter_rater.aggregate_raters(codes)
     assert rep["fleiss"]["fleiss_kappa"] == pytest.approx(inter_rater.fleiss_kappa(table))
+    # the default (share) rule: related when at least 0.75 of the four said so, else not
+    share = task_agreement(store, "t", judge="llm", threshold=0.75, n_resamples=20)
+    assert share["rule"] == "share" and share["no_majority"] == []
+    by_share = {
+        k: "related" if vs.count("related") / 4 >= 0.75 else "not-related"
+        for k, vs in votes.items()
+    }
+    ks = sorted(by_share)
+    assert share["majority_vs_judge"]["n"] == 40
+    assert share["majority_vs_judge"]["cohens_kappa"] == pytest.approx(
+        metrics.cohen_kappa_score([by_share[k] for k in ks], [judge[k] for k in ks])
+    )
 
 
 def test_rating_task_is_ordinal_and_groups_compare(tmp_path: Path) -> None:
@@ -186,6 +198,9 @@ def test_rating_task_is_ordinal_and_groups_compare(tmp_path: Path) -> None:
     rng = np.random.default_rng(9)
     study = make_study(tmp_path / "st")
     store = AnnotationStore.for_study(study)
+    from PIL import Image
+
+    Image.new("RGB", (4, 4)).save(tmp_path / "a.png")
     cards = [{"feature_id": f"f{i}", "label": "x", "images": ["a.png"]} for i in range(30)]
     (tmp_path / "cards.json").write_text(json.dumps(cards))
     create_rating_task(store, tmp_path / "cards.json", name="r")

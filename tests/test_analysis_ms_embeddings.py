@@ -7,17 +7,17 @@ import numpy as np
 import pytest
 import torch
 
-from vislens.analysis.embeddings import (
-    EmbeddingProvider,
-    InMemoryEmbeddings,
-    VisionEncoderEmbeddings,
-    embedding_matrix,
-)
 from vislens.data.setup import init_study
 from vislens.data.sources import load_image
 from vislens.data.synthetic import generate_grid_world
 from vislens.data.table import read_records
 from vislens.errors import InputError
+from vislens.models.embeddings import (
+    EmbeddingProvider,
+    InMemoryEmbeddings,
+    VisionEncoderEmbeddings,
+    embedding_matrix,
+)
 from vislens.models.vision import load_vision_encoder
 
 

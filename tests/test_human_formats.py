@@ -98,7 +98,8 @@ def test_seed002_labels_create_their_own_task(tmp_path: Path, store: AnnotationS
     ("content", "message"),
     [
         ('[{"_row_id": 0, "label": "related"', "not valid JSON"),
-        ('{"oops": 1}', "record 0: '_row_id' must be an integer"),
+        ('{"oops": 1}', "top-level key 'oops' holds a int value and is not a feature id"),
+        ('{"items": "not a list"}', "'items' is a JSON str; expected a list"),
         (
             '[{"_row_id": 0, "label": "related"}, {"_row_id": 1, "label": "yes"}]',
             "record 1 .*'yes' is not one of",

@@ -42,8 +42,11 @@ def test_bad_export_is_one_line_exit_2(tmp_path: Path) -> None:
 
 
 def test_missing_model_is_a_config_error(tmp_path: Path) -> None:
-    proc = _vislens("judge", "classify", str(tmp_path / "e.json"))
+    export = tmp_path / "e.json"
+    export.write_text(json.dumps([{"index": "1", "description": "bold text"}]))
+    proc = _vislens("judge", "classify", str(export))
     assert proc.returncode == 2 and "--model" in proc.stderr
+    assert not (tmp_path / "judge-cache.sqlite").exists()
 
 
 def test_classify_default_output_name(tmp_path: Path) -> None:

@@ -47,25 +47,49 @@ def _register_all() -> None:
 _register_all()
 
 
-def main() -> None:
+def _click_errors() -> tuple[type[BaseException], ...]:
+    """Usage-error classes: click's, and typer's own copy of them (typer >= 0.2x vendors
+    click as ``typer._click``, so click's classes no longer match what typer raises)."""
+    import click
+
+    classes: list[type[BaseException]] = [click.exceptions.ClickException]
+    typer_base = getattr(typer, "TyperException", None)
+    if isinstance(typer_base, type) and issubclass(typer_base, BaseException):
+        classes.append(typer_base)
+    return tuple(classes)
+
+
+def _exit_classes() -> tuple[type[BaseException], ...]:
+    import click
+
+    return (click.exceptions.Exit, typer.Exit)
+
+
+def main(argv: list[str] | None = None) -> None:
     """Entry point: user mistakes print one line and exit 2; bugs keep their traceback."""
     try:
-        app(standalone_mode=False)
+        app(args=argv, standalone_mode=False)
     except VislensError as e:
-        Console(stderr=True).print(f"[bold red]error:[/] {e}", highlight=False, soft_wrap=True)
+        from rich.markup import escape
+
+        # one line, printed as written: "[judge] model" is text, not a rich style tag
+        message = escape(" ".join(str(e).splitlines()))
+        Console(stderr=True).print(
+            f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True
+        )
         sys.exit(2)
-    except typer.Abort:
+    except (typer.Abort, KeyboardInterrupt):
         Console(stderr=True).print("aborted")
         sys.exit(130)
-    except Exception as e:  # click usage errors arrive here in standalone_mode=False
-        import click
-
-        if isinstance(e, click.exceptions.ClickException):
-            e.show()
-            sys.exit(e.exit_code)
-        if isinstance(e, click.exceptions.Exit):
-            sys.exit(e.exit_code)
-        raise
+    except _exit_classes() as e:
+        sys.exit(getattr(e, "exit_code", 0))
+    except _click_errors() as e:
+        show = getattr(e, "show", None)
+        if callable(show):
+            show()
+        else:
+            Console(stderr=True).print(f"error: {e}", highlight=False, soft_wrap=True, markup=False)
+        sys.exit(int(getattr(e, "exit_code", 2) or 2))
 
 
 if __name__ == "__main__":

@@ -61,8 +61,7 @@ def init_command(
     name: Annotated[str, typer.Option(help="Study name (default: the directory name).")] = "",
 ) -> None:
     """Create a study directory with a validated study.toml (and index its images)."""
-    from vislens.data.setup import init_study
-    from vislens.store.commands import parse_layers
+    from vislens.data.setup import init_study, parse_layers
 
     study = init_study(
         study_dir,

@@ -222,6 +222,7 @@ def export_instances(
     from vislens.human.latentlens import write_instances
 
     store = _store(study)
+    store.task(task)  # an unknown task is an error naming the known ones
     write_instances(out, [it.payload for it in store.items(task)])
     typer.echo(f"wrote {out}")
 
@@ -267,12 +268,17 @@ def export_events(
 
     import pandas as pd
 
+    from vislens.errors import InputError
     from vislens.io import atomic_path
 
+    store = _store(study)
+    store.task(task)
     rows = [
         {**e.__dict__, "value": json.dumps(e.value), "created_at": e.created_at.isoformat()}
-        for e in _store(study).events(task)
+        for e in store.events(task)
     ]
+    if not rows:
+        raise InputError(f"task {task!r} has no events yet — nothing to export")
     with atomic_path(out) as tmp:
         pd.DataFrame(rows).to_csv(tmp, index=False)
     typer.echo(f"wrote {len(rows)} events to {out}")

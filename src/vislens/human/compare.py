@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -18,7 +19,8 @@ from vislens.analysis import agreement as ag
 from vislens.errors import InputError
 from vislens.human.kinds import BINARY_LABELS, RATING_QUESTIONS
 from vislens.human.latentlens import read_evaluation, read_instances, read_llm_results
-from vislens.human.seed002 import feature_index, read_json, records_of
+from vislens.human.seed002 import LABEL_CODES, label_table
+from vislens.human.transfer import current_table
 from vislens.io import write_json_atomic
 
 SEED002_METRIC_KEYS = (
@@ -35,30 +37,8 @@ CORRELATION_KEYS = (
     "accuracy",
     "per_model",
 )
-LABEL_CODES = {"related": 1, "not-related": 0}
 RATING_ORDER = ("no", "partly", "yes")
 """Rating answers from low to high, for ordinal statistics."""
-
-
-def label_table(path: Path) -> pd.DataFrame:
-    """feature_id / feature_index / label of a label file; bad labels name the record."""
-    recs = records_of(read_json(path), Path(path), keys=("items", "records", "data"))
-    rows = []
-    for i, r in enumerate(recs):
-        if "label" not in r:
-            raise InputError(
-                f"{path}: record {i} has no 'label' — expected seed 002's related/not-related records"
-            )
-        if r["label"] not in LABEL_CODES:
-            raise InputError(
-                f"{path}: record {i}: label {r['label']!r} is not one of {', '.join(BINARY_LABELS)}"
-            )
-        fid = r.get("feature_id", r.get("id", r.get("featureid")))
-        idx = r.get("feature_index", r.get("featureidx", r.get("idx")))
-        if idx is None:
-            idx = feature_index({"index": r.get("index"), "feature_id": fid})
-        rows.append({"feature_id": fid, "feature_index": idx, "label": r["label"]})
-    return pd.DataFrame(rows, columns=["feature_id", "feature_index", "label"])
 
 
 def compare_label_files(
@@ -121,28 +101,59 @@ def compare_label_files(
     return metrics, metrics_path, csv_path
 
 
+_LATENTLENS_MODEL = re.compile(r"^train_.+?_resize_(?P<key>.+)_step\d+(?:-unsharded)?$")
+"""LatentLens' model names, e.g. ``train_mlp-only_pixmo_cap_resize_olmo-7b_vit-l-14-336_step12000-unsharded``;
+their per-model key is the part between ``resize_`` and ``_step`` (``olmo-7b_vit-l-14-336``)."""
+
+
+def model_key(model: str) -> str:
+    """LatentLens' short per-model key (``<llm>_<encoder>[_seed<n>]``) when ``model`` is one of
+    its checkpoint names; any other name is its own key."""
+    m = _LATENTLENS_MODEL.match(model)
+    return m.group("key") if m else model
+
+
+def _per_model_keys(models: list[str]) -> dict[str, str]:
+    """full name → key; a short key that two names share falls back to the full names."""
+    short = {m: model_key(m) for m in models}
+    taken: dict[str, set[str]] = {}
+    for m, k in short.items():
+        taken.setdefault(k, set()).add(m)
+    return {m: (k if len(taken[k]) == 1 else m) for m, k in short.items()}
+
+
+def _check_rule(rule: str, threshold: float) -> None:
+    if rule not in ag.AGGREGATION_RULES:
+        raise InputError(f"--rule {rule!r}: use one of {', '.join(ag.AGGREGATION_RULES)}")
+    if not 0 < threshold <= 1:
+        raise InputError(f"--threshold must be in (0, 1], got {threshold}")
+
+
 def interpretability_report(
     human: pd.DataFrame,
     judge: pd.Series,
     groups: pd.Series,
     *,
     threshold: float = 0.5,
+    rule: str = ag.DEFAULT_RULE,
     n_resamples: int = 1000,
     seed: int = 0,
 ) -> dict[str, Any]:
     """LatentLens' correlation_results layout: ``human`` is long rows (item_id, annotator,
-    value 0/1 = "selected at least one word"); items count as interpretable when at least
-    ``threshold`` of their annotators say so; compared with the judge's 0/1 per item."""
-    if not 0 < threshold <= 1:
-        raise InputError(f"--threshold must be in (0, 1], got {threshold}")
+    value 0/1 = "selected at least one word"); each item's answers become one by ``rule``
+    (``share``: interpretable when at least ``threshold`` of its annotators say so, as
+    LatentLens counts; ``plurality``: the single most common answer with at least that
+    share, ties left out), which is compared with the judge's 0/1 per item."""
+    _check_rule(rule, threshold)
     wide = ag.wide_ratings(human)
-    share = wide.mean(axis=1, skipna=True)
-    majority = (share >= threshold).astype(int)
+    majority, dropped = ag.aggregate(wide, rule=rule, threshold=threshold, order=[0, 1])
+    majority = majority.astype(int)
     common = majority.index.intersection(judge.index)
     a, b = majority.loc[common], judge.loc[common].astype(int)
     kwargs: dict[str, Any] = {"labels": [0, 1], "n_resamples": n_resamples, "seed": seed}
     overall = ag.pair_agreement(a.tolist(), b.tolist(), **kwargs)
     per_model = ag.per_group(a, b, groups.reindex(common), **kwargs)
+    keys = _per_model_keys(list(per_model))
 
     def _pick(r: dict[str, Any]) -> dict[str, Any]:
         out = {k: r.get(k) for k in CORRELATION_KEYS if k != "per_model"}
@@ -167,11 +178,13 @@ def interpretability_report(
         return out
 
     corr = _pick(overall)
-    corr["per_model"] = {g: _pick(r) for g, r in per_model.items()}
+    corr["per_model"] = {keys[g]: {**_pick(r), "model": g} for g, r in per_model.items()}
     return {
         "total_matched_instances": len(common),
-        "total_human_instances": len(majority),
+        "total_human_instances": len(wide),
+        "rule": rule,
         "threshold": threshold,
+        "no_majority": dropped,
         "interpretability_correlation": corr,
         "inter_annotator": {
             **ag.fleiss_kappa(wide),
@@ -189,10 +202,12 @@ def latentlens_correlation(
     out_path: Path,
     *,
     threshold: float = 0.5,
+    rule: str = ag.DEFAULT_RULE,
     n_resamples: int = 1000,
     seed: int = 0,
 ) -> dict[str, Any]:
     """correlation_results.json from LatentLens files (data.json, evaluation_*.json, judge)."""
+    _check_rule(rule, threshold)
     instances = dict(read_instances(instances_path))
     aliases = {a: iid for iid, p in instances.items() for a in p.get("aliases", [])}
     known = {iid: {c["word"] for c in p["candidates_view"]} for iid, p in instances.items()}
@@ -221,7 +236,7 @@ def latentlens_correlation(
         )
     groups = pd.Series({iid: str(p.get("model", "")) for iid, p in instances.items()})
     report = interpretability_report(
-        human, judge, groups, threshold=threshold, n_resamples=n_resamples, seed=seed
+        human, judge, groups, threshold=threshold, rule=rule, n_resamples=n_resamples, seed=seed
     )
     write_json_atomic(Path(out_path), report)
     return report
@@ -241,6 +256,7 @@ def task_agreement(
     *,
     judge: str | None = None,
     threshold: float = 0.5,
+    rule: str = ag.DEFAULT_RULE,
     field: str = "coherent",
     group_by: str | None = None,
     raters_a: list[str] | None = None,
@@ -249,10 +265,12 @@ def task_agreement(
     seed: int = 0,
 ) -> dict[str, Any]:
     """Agreement on a stored task: among annotators (pairwise Cohen, Fleiss, Krippendorff);
-    their majority (share >= ``threshold``) against a judge's verdicts if ``judge`` is
-    named; and the majority of annotators ``raters_a`` against that of ``raters_b``."""
-    from vislens.human.transfer import current_table
-
+    their answer per item (made one by ``rule`` and ``threshold``, see
+    ``vislens.analysis.agreement.aggregate``) against a judge's verdicts if ``judge`` is
+    named; and that of annotators ``raters_a`` against that of ``raters_b``. The share
+    rule's order: patch tasks not interpretable < interpretable; binary tasks the second
+    label < the first (not-related < related); rating tasks no < partly < yes."""
+    _check_rule(rule, threshold)
     task = store.task(task_name)
     if task.kind == "rating" and field not in RATING_QUESTIONS:
         raise InputError(f"--field must be one of {', '.join(RATING_QUESTIONS)} for a rating task")
@@ -261,13 +279,25 @@ def task_agreement(
     table = table.dropna(subset=["value"])
     wide = ag.wide_ratings(table)
     kwargs: dict[str, Any] = {"n_resamples": n_resamples, "seed": seed}
+    order: list[Any] | None
     if task.kind == "patch":
-        kwargs["labels"] = [0, 1]
+        kwargs["labels"] = order = [0, 1]
     elif task.kind == "rating":
         kwargs.update(labels=list(RATING_ORDER), ordered=True)
+        order = list(RATING_ORDER)
     else:
         kwargs.update(labels=list(task.labels) or list(BINARY_LABELS))
         kwargs["positive"] = kwargs["labels"][0]
+        order = list(reversed(kwargs["labels"])) if len(kwargs["labels"]) == 2 else None
+    if rule == "share" and order is None:
+        raise InputError(
+            f"task {task_name!r} has {len(kwargs['labels'])} unordered labels; the share rule "
+            "needs two (or ordered answers) — use --rule plurality"
+        )
+
+    def _vote(w: pd.DataFrame) -> tuple[pd.Series, list[str]]:
+        return ag.aggregate(w, rule=rule, threshold=threshold, order=order)
+
     alpha = (
         ag.krippendorff_alpha(wide, "ordinal", order=RATING_ORDER)
         if task.kind == "rating"
@@ -292,12 +322,13 @@ def task_agreement(
                 f"task {task_name!r} has no labels from {', '.join(unknown)} (annotators: "
                 f"{', '.join(map(str, wide.columns))})"
             )
-        ma, drop_a = ag.majority_vote(wide[raters_a], threshold)
-        mb, drop_b = ag.majority_vote(wide[raters_b], threshold)
+        ma, drop_a = _vote(wide[raters_a])
+        mb, drop_b = _vote(wide[raters_b])
         both = ma.index.intersection(mb.index)
         report["groups"] = {
             "a": raters_a,
             "b": raters_b,
+            "rule": rule,
             "threshold": threshold,
             "agreement": ag.pair_agreement(ma.loc[both].tolist(), mb.loc[both].tolist(), **kwargs),
             "no_majority_a": drop_a,
@@ -322,10 +353,11 @@ def task_agreement(
             for k, v in verdicts.items()
         }
     )
-    majority, dropped = ag.majority_vote(wide, threshold)
+    majority, dropped = _vote(wide)
     common = majority.index.intersection(jv.index)
     a, b = majority.loc[common], jv.loc[common]
     report["judge"] = judge
+    report["rule"] = rule
     report["threshold"] = threshold
     report["majority_vs_judge"] = ag.pair_agreement(a.tolist(), b.tolist(), **kwargs)
     report["no_majority"] = dropped

@@ -84,9 +84,21 @@ def read_instances(path: Path) -> list[tuple[str, dict[str, Any]]]:
         if iid in seen:
             raise InputError(f"{where}: id {iid!r} appears twice")
         seen.add(iid)
+        grid_raw = rec.get("grid") or rec.get("grid_size") or DEFAULT_GRID
+        if isinstance(grid_raw, bool) or not isinstance(grid_raw, int) or grid_raw < 1:
+            raise InputError(
+                f"{where} ({iid}): 'grid' must be a positive integer (patches per side), "
+                f"got {grid_raw!r}"
+            )
         for key in ("patch_row", "patch_col"):
-            if not isinstance(rec.get(key), int):
+            v = rec.get(key)
+            if isinstance(v, bool) or not isinstance(v, int):
                 raise InputError(f"{where} ({iid}): '{key}' must be an integer")
+            if not 0 <= v < grid_raw:
+                raise InputError(
+                    f"{where} ({iid}): '{key}' is {v}, outside the {grid_raw}×{grid_raw} patch "
+                    f"grid (0..{grid_raw - 1}); set 'grid' if the image has more patches"
+                )
         image = (
             rec.get("image_url") or rec.get("image_path") or rec.get("original_image_path") or ""
         )
@@ -99,7 +111,7 @@ def read_instances(path: Path) -> list[tuple[str, dict[str, Any]]]:
             "image": image,
             "patch_row": rec["patch_row"],
             "patch_col": rec["patch_col"],
-            "grid": int(rec.get("grid") or rec.get("grid_size") or DEFAULT_GRID),
+            "grid": grid_raw,
             "model": rec.get("model", ""),
             "candidates_view": _candidates_view(rec, f"{where} ({iid})"),
         }

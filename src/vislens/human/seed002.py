@@ -18,6 +18,9 @@ from vislens.errors import InputError
 from vislens.human.kinds import BINARY_LABELS
 from vislens.io import write_json_atomic
 
+LABEL_CODES = {"related": 1, "not-related": 0}
+"""0/1 codes of the two labels (1 = related, the positive class)."""
+
 HUMAN_LABEL_KEYS = ("_row_id", "feature_index", "feature_id", "description", "label")
 
 
@@ -32,23 +35,41 @@ def read_json(path: Path) -> Any:
         raise InputError(f"{path}: not valid JSON ({e}) — check the file is complete") from None
 
 
+_TRAILING_INDEX = re.compile(r"-(\d+)$")
+
+
 def records_of(
     data: Any, path: Path, keys: tuple[str, ...] = ("features", "items", "data")
 ) -> list[dict[str, Any]]:
     """A list of records from a list, or from a dict holding one under a known key, or a
-    dict of id → record (the shapes seed 002 accepts)."""
+    dict of feature id → record or description (the shapes seed 002 accepts). A dict whose
+    keys are not feature ids (an index, or an id ending in ``-<index>``) and whose values
+    are not records is refused rather than read as one odd feature."""
     if isinstance(data, dict):
         for k in (*keys, "records"):
-            if isinstance(data.get(k), list):
+            if k in data:
+                if not isinstance(data[k], list):
+                    raise InputError(
+                        f"{path}: '{k}' is a JSON {type(data[k]).__name__}; expected a list of records"
+                    )
                 data = data[k]
                 break
         else:
-            data = [
-                {"feature_id": k, **v}
-                if isinstance(v, dict)
-                else {"feature_id": k, "description": v}
-                for k, v in data.items()
-            ]
+            recs = []
+            for k, v in data.items():
+                if isinstance(v, dict):
+                    recs.append({"feature_id": k, **v})
+                elif (isinstance(v, str) or v is None) and (
+                    str(k).strip().isdigit() or _TRAILING_INDEX.search(str(k))
+                ):
+                    recs.append({"feature_id": k, "description": v})
+                else:
+                    raise InputError(
+                        f"{path}: top-level key '{k}' holds a {type(v).__name__} value and is not a "
+                        "feature id (an index, or an id ending in -<index>); expected a list of "
+                        "records or a dict of records keyed by feature id"
+                    )
+            data = recs
     if not isinstance(data, list):
         raise InputError(f"{path}: expected a JSON list of records, got {type(data).__name__}")
     for i, rec in enumerate(data):
@@ -67,7 +88,7 @@ def feature_index(rec: dict[str, Any]) -> int | None:
             pass
     fid = rec.get("feature_id")
     if isinstance(fid, str):
-        m = re.search(r"-(\d+)$", fid)
+        m = _TRAILING_INDEX.search(fid)
         if m:
             return int(m.group(1))
     return None
@@ -148,3 +169,24 @@ def read_human_labels(
                 f"{where} (_row_id {row_id}): label {rec.get('label')!r} is not one of {', '.join(label_set)}"
             )
     return recs
+
+
+def label_table(path: Path) -> pd.DataFrame:
+    """feature_id / feature_index / label of a label file; bad labels name the record."""
+    recs = records_of(read_json(path), Path(path), keys=("items", "records", "data"))
+    rows = []
+    for i, r in enumerate(recs):
+        if "label" not in r:
+            raise InputError(
+                f"{path}: record {i} has no 'label' — expected seed 002's related/not-related records"
+            )
+        if r["label"] not in LABEL_CODES:
+            raise InputError(
+                f"{path}: record {i}: label {r['label']!r} is not one of {', '.join(BINARY_LABELS)}"
+            )
+        fid = r.get("feature_id", r.get("id", r.get("featureid")))
+        idx = r.get("feature_index", r.get("featureidx", r.get("idx")))
+        if idx is None:
+            idx = feature_index({"index": r.get("index"), "feature_id": fid})
+        rows.append({"feature_id": fid, "feature_index": idx, "label": r["label"]})
+    return pd.DataFrame(rows, columns=["feature_id", "feature_index", "label"])

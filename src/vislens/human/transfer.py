@@ -18,7 +18,7 @@ from vislens.human.latentlens import (
     write_json_atomic,
     write_llm_results,
 )
-from vislens.human.seed002 import human_label_records, read_human_labels
+from vislens.human.seed002 import human_label_records, label_table, read_human_labels
 from vislens.human.session import TaskSession
 from vislens.store.annotations import AnnotationStore, ItemSpec, current_values, stable_event_id
 
@@ -108,14 +108,22 @@ def export_human_labels(
     store: AnnotationStore, task_name: str, annotator: str | None = None
 ) -> list[dict[str, Any]]:
     """Seed 002 records of one annotator's current labels (the only one if not named)."""
+    store.task(task_name)
     table = current_table(store, task_name)
     names = sorted(set(table["annotator"]))
+    if not names:
+        raise InputError(f"task {task_name!r} has no labels yet — nothing to export")
     if annotator is None:
         if len(names) > 1:
             raise InputError(
                 f"task {task_name!r} has labels from {', '.join(names)} — choose one with --annotator"
             )
-        annotator = names[0] if names else ""
+        annotator = names[0]
+    elif annotator not in names:
+        raise InputError(
+            f"task {task_name!r} has no labels from annotator {annotator!r} "
+            f"(annotators with labels: {', '.join(names)})"
+        )
     sub = table[table["annotator"] == annotator]
     payloads = [it.payload for it in store.items(task_name)]
     labels: dict[int, str] = {int(r["position"]): str(r["value"]) for r in _records(sub)}
@@ -161,7 +169,10 @@ def import_evaluations(store: AnnotationStore, task_name: str, paths: list[Path]
 
 def export_evaluations(store: AnnotationStore, task_name: str, out_dir: Path) -> list[Path]:
     """One ``evaluation_<user>_<session>.json`` per annotator with their current answers."""
+    store.task(task_name)
     table = current_table(store, task_name)
+    if table.empty:
+        raise InputError(f"task {task_name!r} has no answers yet — nothing to export")
     written = []
     sessions = {e.annotator: e.session_id for e in store.events(task_name) if e.session_id}
     for name, sub in table.groupby("annotator", sort=True):
@@ -208,7 +219,15 @@ def import_llm_results(store: AnnotationStore, task_name: str, path: Path, *, ju
 
 
 def export_llm_results(store: AnnotationStore, task_name: str, path: Path, *, judge: str) -> int:
+    """Write ``judge``'s verdicts on the task as ``human_study_llm_results.json``; a judge
+    with no verdicts there is an error naming the judges that have some."""
     rows = store.verdicts(task_name, judge)
+    if not rows:
+        have = sorted({j for _, j, _ in store.verdicts(task_name)})
+        raise InputError(
+            f"task {task_name!r} has no verdicts from judge {judge!r} "
+            f"(judges with verdicts: {', '.join(have) or 'none'})"
+        )
     write_llm_results(path, {iid: v for iid, _, v in rows}, judge)
     return len(rows)
 
@@ -219,8 +238,6 @@ def import_classifications(
     """Store a model's seed 002 classification JSON (``{feature_id, feature_index,
     description, label}`` records) as verdicts on a binary task, matched on feature_index
     (else feature_id); records for features outside the task's sample are ignored."""
-    from vislens.human.compare import label_table
-
     session = TaskSession(store, task_name)
     if session.task.kind != "binary":
         raise InputError(

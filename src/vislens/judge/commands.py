@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import functools
+import inspect
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -47,6 +51,76 @@ LimitOpt = Annotated[int | None, typer.Option("--limit", help="Judge only the fi
 MaxTokensOpt = Annotated[
     int | None, typer.Option("--max-tokens", help="Most tokens per answer (part of the cache key).")
 ]
+
+SHARED_OPTIONS: dict[str, Any] = {
+    "model": ModelOpt,
+    "limit": LimitOpt,
+    "base_url": BaseUrlOpt,
+    "study": StudyOpt,
+    "concurrency": ConcurrencyOpt,
+    "max_tokens": MaxTokensOpt,
+    "cache": CacheOpt,
+}
+"""The options every judge command takes, defined once; ``judge_options`` adds them."""
+
+
+@dataclass(frozen=True)
+class JudgeFlags:
+    """The shared options of one judge command, as the user gave them (None = not given)."""
+
+    model: str | None = None
+    limit: int | None = None
+    base_url: str | None = None
+    study: Path | None = None
+    concurrency: int | None = None
+    max_tokens: int | None = None
+    cache: Path | None = None
+
+    def setup(
+        self, default_cache_path: Path, *, study: Path | None = None
+    ) -> tuple[JudgeConfig, JudgeClient, JudgeCache]:
+        """Config, client and cache (``study`` stands in for ``--study`` where the study is
+        the command's argument). Call it only once the command's input has been read, so a
+        bad input fails before any model loads or any cache file is created."""
+        return judge_setup(
+            study=study if study is not None else self.study,
+            model=self.model,
+            base_url=self.base_url,
+            concurrency=self.concurrency,
+            max_tokens=self.max_tokens,
+            cache_path=self.cache,
+            default_cache_path=default_cache_path,
+        )
+
+
+def judge_options(
+    *, study_option: bool = True
+) -> Callable[[Callable[..., None]], Callable[..., None]]:
+    """Give a command the shared judge options: its function takes ``flags: JudgeFlags``
+    instead of one parameter per option; the CLI still shows each option (``--model``,
+    ``--base-url``, ...) after the command's own. ``study_option=False`` leaves out
+    ``--study`` (for commands whose argument is the study)."""
+
+    def decorate(fn: Callable[..., None]) -> Callable[..., None]:
+        sig = inspect.signature(fn, eval_str=True)
+        own = [p for p in sig.parameters.values() if p.name != "flags"]
+        names = [n for n in SHARED_OPTIONS if study_option or n != "study"]
+        shared = [
+            inspect.Parameter(
+                n, inspect.Parameter.KEYWORD_ONLY, annotation=SHARED_OPTIONS[n], default=None
+            )
+            for n in names
+        ]
+
+        @functools.wraps(fn)
+        def command(**kwargs: Any) -> None:
+            flags = JudgeFlags(**{n: kwargs.pop(n) for n in names})
+            fn(**kwargs, flags=flags)
+
+        command.__signature__ = sig.replace(parameters=[*own, *shared])  # type: ignore[attr-defined]
+        return command
+
+    return decorate
 
 
 def judge_setup(
@@ -110,12 +184,12 @@ def _report(summary_line: str, *paths: Path | None) -> None:
 
 
 @judge_app.command("classify")
+@judge_options()
 def classify_cmd(
     export: Annotated[Path, typer.Argument(help="Neuronpedia explanations export (.json).")],
     category: Annotated[
         str, typer.Option("--category", help="'alignment', 'formatting', or any topic in words.")
     ] = "alignment",
-    model: ModelOpt = None,
     out: Annotated[
         Path | None,
         typer.Option(
@@ -127,35 +201,30 @@ def classify_cmd(
         int | None, typer.Option("--sample", help="Classify a seeded random sample of N.")
     ] = None,
     seed: Annotated[int, typer.Option("--seed", help="Seed of --sample (seed 002 uses 42).")] = 42,
-    limit: LimitOpt = None,
-    base_url: BaseUrlOpt = None,
-    study: StudyOpt = None,
-    concurrency: ConcurrencyOpt = None,
-    max_tokens: MaxTokensOpt = None,
-    cache: CacheOpt = None,
+    *,
+    flags: JudgeFlags,
 ) -> None:
     """Label each feature description related / not-related to a category (seed 002's JSON)."""
+    from vislens.judge.neuronpedia import load_explanations
     from vislens.judge.tasks.classify import classify_descriptions, default_out_path
 
-    cfg, client, judge_cache = judge_setup(
-        study=study, model=model, base_url=base_url, concurrency=concurrency, max_tokens=max_tokens,
-        cache_path=cache, default_cache_path=Path(export).parent / "judge-cache.sqlite",
-    )  # fmt: skip
+    explanations = load_explanations(export)
+    cfg, client, judge_cache = flags.setup(Path(export).parent / "judge-cache.sqlite")
     out = out or default_out_path(export, category, client.model)
     res = classify_descriptions(
         export, category, client=client, cfg=cfg, cache=judge_cache, out_path=out,
-        sample=sample, seed=seed, limit=limit,
+        sample=sample, seed=seed, limit=flags.limit, explanations=explanations,
     )  # fmt: skip
     judge_cache.close()
     _report(res.summary.line(), out, summary_path(out))
 
 
 @judge_app.command("latentlens")
+@judge_options()
 def latentlens_cmd(
     instances: Annotated[
         Path, typer.Argument(help="LatentLens instances JSON ({'instances': [...]} or a list).")
     ],
-    model: ModelOpt = None,
     out: Annotated[
         Path | None,
         typer.Option(
@@ -173,36 +242,30 @@ def latentlens_cmd(
             help="Folder holding the instances' images (by URL file name or image_idx).",
         ),
     ] = None,
-    limit: LimitOpt = None,
-    base_url: BaseUrlOpt = None,
-    study: StudyOpt = None,
-    concurrency: ConcurrencyOpt = None,
-    max_tokens: MaxTokensOpt = None,
-    cache: CacheOpt = None,
+    *,
+    flags: JudgeFlags,
 ) -> None:
     """Judge whether each patch's nearest words describe it (LatentLens' judge and output layout)."""
-    from vislens.judge.tasks.latentlens import judge_latentlens
+    from vislens.judge.tasks.latentlens import judge_latentlens, load_instances
 
+    load_instances(instances)
     out = out or Path(instances).parent / "llm_judge_results" / "human_study_llm_results.json"
-    cfg, client, judge_cache = judge_setup(
-        study=study, model=model, base_url=base_url, concurrency=concurrency, max_tokens=max_tokens,
-        cache_path=cache, default_cache_path=out.parent / "judge-cache.sqlite",
-    )  # fmt: skip
+    cfg, client, judge_cache = flags.setup(out.parent / "judge-cache.sqlite")
     _, summary = judge_latentlens(
         instances, client=client, grid=grid, image_dir=image_dir, cfg=cfg, cache=judge_cache,
-        out_path=out, limit=limit,
+        out_path=out, limit=flags.limit,
     )  # fmt: skip
     judge_cache.close()
     _report(summary.line(), out, summary_path(out))
 
 
 @judge_app.command("images")
+@judge_options()
 def images_cmd(
     table: Annotated[
         Path,
         typer.Argument(help="Image table: metadata.csv (or .parquet) with file names and labels."),
     ],
-    model: ModelOpt = None,
     labels: Annotated[
         str | None,
         typer.Option(
@@ -225,30 +288,25 @@ def images_cmd(
             "--out-dir", help="Where mis_/correct_<model>.csv go (default: beside the table)."
         ),
     ] = None,
-    limit: LimitOpt = None,
-    base_url: BaseUrlOpt = None,
-    study: StudyOpt = None,
-    concurrency: ConcurrencyOpt = None,
-    max_tokens: MaxTokensOpt = None,
-    cache: CacheOpt = None,
+    *,
+    flags: JudgeFlags,
 ) -> None:
     """Classify each image with a rationale; write seed 003's mis_/correct_<model>.csv."""
-    from vislens.judge.tasks.images import classify_images
+    from vislens.judge.tasks.images import classify_images, load_table
 
+    load_table(table, file_column=file_column, label_column=label_column)
     out_dir = out_dir or Path(table).parent
-    cfg, client, judge_cache = judge_setup(
-        study=study, model=model, base_url=base_url, concurrency=concurrency, max_tokens=max_tokens,
-        cache_path=cache, default_cache_path=out_dir / "judge-cache.sqlite",
-    )  # fmt: skip
+    cfg, client, judge_cache = flags.setup(out_dir / "judge-cache.sqlite")
     label_list = [s.strip() for s in labels.split(",") if s.strip()] if labels else None
     res = classify_images(
         table, client=client, image_dir=image_dir, labels=label_list, label_column=label_column,
-        file_column=file_column, cfg=cfg, cache=judge_cache, out_dir=out_dir, limit=limit,
+        file_column=file_column, cfg=cfg, cache=judge_cache, out_dir=out_dir, limit=flags.limit,
     )  # fmt: skip
     judge_cache.close()
     _report(res.summary.line(), res.mis_path, res.correct_path, res.summary_path)
 
 
+@judge_options(study_option=False)
 def label_cmd(
     study: Annotated[Path, typer.Argument(help="Study directory.")],
     sae: Annotated[str, typer.Option("--sae", help="SAE name under STUDY/sae/.")],
@@ -270,12 +328,8 @@ def label_cmd(
             help="Rating whose correlation goes into the prompt (default: the strongest).",
         ),
     ] = None,
-    model: ModelOpt = None,
-    limit: LimitOpt = None,
-    base_url: BaseUrlOpt = None,
-    concurrency: ConcurrencyOpt = None,
-    max_tokens: MaxTokensOpt = None,
-    cache: CacheOpt = None,
+    *,
+    flags: JudgeFlags,
 ) -> None:
     """Label SAE features from grids of their top images (seed 001); writes sae/<name>/labels.json."""
     from vislens.judge.tasks.label import label_features
@@ -291,12 +345,9 @@ def label_cmd(
         features=feature_list,
         n_images=n_images,
         rating_dim=rating_dim,
-        limit=limit,
+        limit=flags.limit,
     )
-    cfg, client, judge_cache = judge_setup(
-        study=study, model=model, base_url=base_url, concurrency=concurrency, max_tokens=max_tokens,
-        cache_path=cache, default_cache_path=s.judge_cache_path,
-    )  # fmt: skip
+    cfg, client, judge_cache = flags.setup(s.judge_cache_path, study=study)
     out = s.sae_dir(sae) / "labels.json"
     _, summary = label_features(
         evidence, client=client, cfg=cfg, cache=judge_cache, out_path=out, sae=sae

@@ -49,25 +49,43 @@ class Explanations:
     """Records skipped because an earlier record had the same feature."""
 
 
+def _names_a_feature(key: str) -> bool:
+    """A top-level key that can stand for a feature: an index, or an id ending in ``-<index>``."""
+    return key.strip().isdigit() or _TRAILING_INDEX.search(key) is not None
+
+
 def _records(data: Any, path: Path) -> list[tuple[str, Any]]:
     """(label for error messages, record) pairs from any accepted top-level shape."""
     if isinstance(data, list):
         return [(f"record {i}", r) for i, r in enumerate(data)]
     if isinstance(data, dict):
         for key in WRAPPER_KEYS:
-            if isinstance(data.get(key), list):
+            if key in data:
+                if not isinstance(data[key], list):
+                    raise InputError(
+                        f"{path}: '{key}' is a JSON {type(data[key]).__name__}; expected a list "
+                        "of feature records"
+                    )
                 return [(f"{key}[{i}]", r) for i, r in enumerate(data[key])]
         out: list[tuple[str, Any]] = []
         for k, v in data.items():
             if isinstance(v, dict):
                 out.append((f"record '{k}'", {"feature_id": k, **v}))
-            elif isinstance(v, str) or v is None:
+            elif (isinstance(v, str) or v is None) and _names_a_feature(k):
                 out.append((f"record '{k}'", {"feature_id": k, "description": v}))
+            elif isinstance(v, str) or v is None:
+                raise InputError(
+                    f"{path}: top-level key '{k}' is not a feature id (an index, or an id ending "
+                    "in -<index>); expected a list of records, a dict of records keyed by "
+                    "feature id, or a 'features'/'items'/'data' list"
+                )
             else:
                 raise InputError(
                     f"{path}: record '{k}' is a {type(v).__name__}; expected a record object or a "
                     f"description string"
                 )
+        if not out:
+            raise InputError(f"{path}: the export holds no features")
         return out
     raise InputError(
         f"{path}: top level is a JSON {type(data).__name__}; expected a list of records, a dict of "

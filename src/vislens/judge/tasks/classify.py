@@ -111,12 +111,14 @@ def classify_descriptions(
     sample: int | None = None,
     seed: int = 42,
     limit: int | None = None,
+    explanations: Explanations | None = None,
 ) -> ClassifyResult:
-    """Classify every description of the export; write the JSON (and its summary) if ``out_path``."""
+    """Classify every description of the export; write the JSON (and its summary) if
+    ``out_path``. ``explanations``: the export already read with ``load_explanations``."""
     from vislens.judge.backends import request_params, run_settings
 
     cfg = cfg or JudgeConfig(model=client.model)
-    exp = load_explanations(export_path)
+    exp = explanations if explanations is not None else load_explanations(export_path)
     feats = select(exp, sample=sample, seed=seed, limit=limit)
     jobs = build_jobs(feats, category, client.model, request_params(cfg))
     settings = run_settings(

@@ -58,15 +58,33 @@ def answer_schema(labels: list[str]) -> type[ImageAnswer]:
 
 
 def read_table(path: Path) -> Any:
-    """The image table (CSV or Parquet) as a DataFrame."""
+    """The image table (CSV or Parquet) as a DataFrame; an unreadable file is an InputError."""
     import pandas as pd
 
     path = Path(path)
     if not path.is_file():
         raise InputError(f"{path}: no such file — pass the metadata.csv of the images to classify")
-    if path.suffix.lower() == ".parquet":
-        return pd.read_parquet(path)
-    return pd.read_csv(path)
+    try:
+        if path.suffix.lower() == ".parquet":
+            return pd.read_parquet(path)
+        return pd.read_csv(path)
+    except Exception as e:  # pandas/pyarrow raise many types for a damaged or empty file
+        raise InputError(
+            f"{path}: not a readable {'Parquet' if path.suffix.lower() == '.parquet' else 'CSV'} "
+            f"table ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else 'empty'})"
+        ) from None
+
+
+def load_table(path: Path, *, file_column: str, label_column: str) -> Any:
+    """``read_table`` plus the check that both columns exist (names the missing one)."""
+    df = read_table(path)
+    for col in (file_column, label_column):
+        if col not in df.columns:
+            raise InputError(
+                f"{path}: no column '{col}' (columns: {', '.join(map(str, df.columns))}) — "
+                f"name the right one with --file-column / --label-column"
+            )
+    return df
 
 
 def load_image(path: Path, max_side: int) -> Any:
@@ -109,13 +127,7 @@ def classify_images(
 
     cfg = cfg or JudgeConfig(model=client.model)
     table_path = Path(table_path)
-    df = read_table(table_path)
-    for col in (file_column, label_column):
-        if col not in df.columns:
-            raise InputError(
-                f"{table_path}: no column '{col}' (columns: {', '.join(map(str, df.columns))}) — "
-                f"name the right one with --file-column / --label-column"
-            )
+    df = load_table(table_path, file_column=file_column, label_column=label_column)
     if limit is not None:
         df = df.head(limit)
     labels = labels or sorted({str(v) for v in df[label_column].dropna()})
