@@ -16,7 +16,7 @@ import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
@@ -33,7 +33,9 @@ from vislens.lens.textmodel import BankModel
 from vislens.lens.visual import check_visual_layers, default_visual_layers, visual_tokens
 from vislens.models.text import TextLM
 from vislens.models.vlm.base import VLMAdapter
-from vislens.study import Study
+
+if TYPE_CHECKING:  # study.py imports lens.config: a runtime import here would loop
+    from vislens.study import Study
 
 RUN_KEYS = (
     "schema_version", "model", "bank", "visual_layers", "contextual_layers", "top_k", "index",
