@@ -127,16 +127,16 @@ def test_pages_plug_into_the_shared_navigation(study: Study) -> None:
     from vislens.app import pages
 
     register_page(
-        Page("/explorer", "Explorer", lambda ctx, sub, q: html.Div(f"explorer {sub}", id="x"))
+        Page("/hello", "Hello", lambda ctx, sub, q: html.Div(f"hello {sub}", id="x"))
     )
     try:
         app = create_app(study)
     finally:
         pages._EXTRA_PAGES.clear()
     nav = app.layout.children[1]
-    assert [a.children for a in nav.children] == ["vislens", "Annotate", "Explorer"]
+    assert [a.children for a in nav.children][-1] == "Hello"
     client = app.server.test_client()
-    assert client.get("/explorer").status_code == 200  # Dash serves the shell for any path
+    assert client.get("/hello").status_code == 200  # Dash serves the shell for any path
 
 
 def test_serve_binds_localhost_by_default() -> None:

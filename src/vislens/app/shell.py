@@ -13,14 +13,16 @@ from urllib.parse import parse_qs
 
 from vislens.app.context import AppContext
 from vislens.app.pages import _EXTRA_PAGES, Page, extra_pages, register_page
+from vislens.app.style import index_html
 
 __all__ = ["_EXTRA_PAGES", "Page", "create_app", "default_pages", "register_page", "serve"]
 
 
 def default_pages() -> list[Page]:
     import vislens.app.annotate as annotate
+    import vislens.app.explorer_page as explorer_page
 
-    return [*annotate.pages(), *extra_pages()]
+    return [*annotate.pages(), *explorer_page.pages(), *extra_pages()]
 
 
 # Why a script at all: Dash has no keyboard events, so a key press clicks the button whose
@@ -100,26 +102,7 @@ KEYS_JS = """
 })();
 """
 
-INDEX = (
-    """<!DOCTYPE html>
-<html>
-  <head>{%metas%}<title>{%title%}</title>{%favicon%}{%css%}
-  <style>
-    body { font-family: system-ui, sans-serif; margin: 0; }
-    nav.vl-nav { background: #223; padding: 8px 16px; }
-    nav.vl-nav a { color: #fff; margin-right: 16px; text-decoration: none; }
-    main.vl-main { padding: 16px; max-width: 1100px; }
-    button { font-size: 15px; padding: 6px 12px; margin: 4px; cursor: pointer; }
-    button.vl-on { background: #2a7; color: #fff; }
-    .vl-blocked { padding: 10px; background: #fff0f0; border-left: 3px solid #c33; color: #900; }
-    .vl-item { padding: 12px; background: #f6f8ff; border-left: 3px solid #4a90e2; margin: 12px 0; white-space: pre-wrap; }
-  </style></head>
-  <body>{%app_entry%}<footer>{%config%}{%scripts%}{%renderer%}</footer>
-  <script>"""
-    + KEYS_JS
-    + """</script></body>
-</html>"""
-)
+INDEX = index_html(KEYS_JS)
 
 
 def create_app(

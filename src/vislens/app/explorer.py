@@ -1,0 +1,425 @@
+"""The explorer page (seed 003): a WebGL scatter of a 2-D map, colour by any column, hover,
+click → image and LLM rationale, lasso/box → a paged image grid and a table (CSV download),
+filter by column values and text search.
+
+The data stay on the server (:class:`ExplorerData`). The browser gets at most ``budget``
+points of the current view; a lasso or box is sent back as its shape only (a clientside
+callback drops the points Plotly attaches), and the selection is computed here over every
+point. Selections live in a small server-side cache keyed by an id the page holds.
+"""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from collections import OrderedDict
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from vislens.app.explorer_data import ExplorerData
+from vislens.errors import VislensError
+
+DEFAULT_BUDGET = 50_000
+"""Points drawn at most (bench/explorer.py measured the draw time against this)."""
+PAGE_SIZE = 24
+TABLE_ROWS = 500
+MAX_FILTER_VALUES = 500
+
+GetData = Callable[[], ExplorerData]
+
+SHAPE_JS = """
+function (sel) {
+  // Only the drawn shape goes to the server, never the points Plotly attaches to it.
+  if (!sel) { return null; }
+  if (sel.lassoPoints) { return {lasso: sel.lassoPoints}; }
+  if (sel.range) { return {range: sel.range}; }
+  return null;
+}
+"""
+
+
+class _Selections:
+    """The last few selections' indices, by id (LRU)."""
+
+    def __init__(self, size: int = 32) -> None:
+        self._d: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._size = size
+        self._lock = threading.Lock()
+
+    def put(self, idx: np.ndarray) -> str:
+        key = uuid.uuid4().hex
+        with self._lock:
+            self._d[key] = idx
+            while len(self._d) > self._size:
+                self._d.popitem(last=False)
+        return key
+
+    def get(self, key: str | None) -> np.ndarray | None:
+        with self._lock:
+            return self._d.get(key or "")
+
+
+def _axis_ranges(relayout: dict[str, Any] | None) -> tuple[Any, Any]:
+    if not relayout:
+        return None, None
+    try:
+        xr = (float(relayout["xaxis.range[0]"]), float(relayout["xaxis.range[1]"]))
+        yr = (float(relayout["yaxis.range[0]"]), float(relayout["yaxis.range[1]"]))
+        return xr, yr
+    except (KeyError, TypeError, ValueError):
+        return None, None
+
+
+def selection_indices(data: ExplorerData, shape: dict[str, Any], mask: np.ndarray) -> np.ndarray:
+    """Indices of the (filtered) points inside a lasso polygon or a box."""
+    from vislens.app.geometry import points_in_box, points_in_polygon
+
+    if "lasso" in shape:
+        px = np.asarray(shape["lasso"]["x"], dtype=np.float64)
+        py = np.asarray(shape["lasso"]["y"], dtype=np.float64)
+        inside = points_in_polygon(data.x, data.y, px, py)
+    else:
+        r = shape["range"]
+        inside = points_in_box(data.x, data.y, tuple(r["x"][:2]), tuple(r["y"][:2]))
+    return np.flatnonzero(inside & mask)
+
+
+def csv_safe(df: Any) -> Any:
+    """Text cells that a spreadsheet would run as a formula get a leading quote."""
+    import pandas as pd
+
+    out = df.copy()
+    for c in out.columns:
+        if out[c].dtype == object or pd.api.types.is_string_dtype(out[c]):
+            s = out[c].astype(str)
+            risky = s.str.match(r"^[=+\-@\t\r]")
+            out[c] = s.where(~risky, "'" + s)
+    return out
+
+
+def layout(data: ExplorerData | None, problem: str = "") -> Any:
+    """The page's components (``problem``: a message shown instead, e.g. no map yet)."""
+    from dash import dcc, html
+
+    if data is None:
+        return html.Div(
+            [html.H2("Explorer"), html.P(problem, id="ex-problem", className="vl-note")]
+        )
+    cols = data.columns()
+    return html.Div(
+        [
+            html.H2(data.title, className="vl-title"),
+            html.Div([html.P(n, className="vl-note") for n in data.notices], id="ex-notices"),
+            html.Div(
+                [
+                    html.Label(
+                        [
+                            "Colour by ",
+                            dcc.Dropdown(
+                                cols,
+                                data.color_by or None,
+                                id="ex-color",
+                                clearable=True,
+                                style={"width": "220px"},
+                            ),
+                        ]
+                    ),
+                    html.Label(
+                        [
+                            "Filter ",
+                            dcc.Dropdown(
+                                cols,
+                                None,
+                                id="ex-fcol",
+                                placeholder="column",
+                                style={"width": "180px"},
+                            ),
+                        ]
+                    ),
+                    dcc.Dropdown(
+                        [],
+                        [],
+                        id="ex-fvals",
+                        multi=True,
+                        placeholder="values",
+                        style={"minWidth": "220px"},
+                    ),
+                    dcc.Input(
+                        id="ex-search", type="search", placeholder="search text", debounce=True
+                    ),
+                    html.Span(id="ex-count", className="vl-muted"),
+                ],
+                className="vl-controls",
+            ),
+            html.Div(
+                [
+                    dcc.Graph(
+                        id="ex-graph",
+                        config={"displaylogo": False, "scrollZoom": True},
+                        style={"height": "62vh", "flex": "3", "minWidth": 0},
+                    ),
+                    html.Div(
+                        [
+                            html.H4("Selected point"),
+                            html.Img(id="ex-image", className="vl-preview"),
+                            html.P(id="ex-image-msg", className="vl-note"),
+                            html.Div(id="ex-details", className="vl-fields"),
+                            html.H4("LLM rationale"),
+                            html.Div(
+                                "Click a point to see its image and rationale.",
+                                id="ex-rationale",
+                                className="vl-fields",
+                            ),
+                        ],
+                        className="vl-side",
+                    ),
+                ],
+                className="vl-row",
+            ),
+            html.Div(
+                [
+                    html.H4("Selection"),
+                    html.P(
+                        "Use the lasso or box tool (top right of the plot) to select points.",
+                        id="ex-sel-info",
+                    ),
+                    html.Div(
+                        [
+                            html.Button("← Previous", id="ex-prev", n_clicks=0),
+                            html.Button("Next →", id="ex-next", n_clicks=0),
+                            html.Button("Download CSV", id="ex-dl-btn", n_clicks=0),
+                            dcc.Download(id="ex-dl"),
+                        ]
+                    ),
+                    html.Div(id="ex-grid", className="vl-grid"),
+                    _table(),
+                ],
+                id="ex-selection",
+            ),
+            dcc.Store(id="ex-shape"),
+            dcc.Store(id="ex-sel"),
+        ]
+    )
+
+
+def _table() -> Any:
+    import dash_ag_grid as dag
+
+    return dag.AgGrid(
+        id="ex-table",
+        rowData=[],
+        columnDefs=[],
+        defaultColDef={"sortable": True, "filter": True, "resizable": True},
+        style={"height": "320px"},
+        dashGridOptions={"pagination": True, "paginationPageSize": 50},
+    )
+
+
+def register(app: Any, get_data: Callable[[], ExplorerData | None]) -> None:
+    """The page's callbacks; ``get_data()`` returns the (cached) data."""
+    import dash
+    from dash import Input, Output, State, dcc, html
+
+    selections = _Selections()
+
+    def _mask(data: ExplorerData, fcol: Any, fvals: Any, search: Any) -> np.ndarray:
+        return data.filter_mask(fcol, list(fvals or []), str(search or ""))
+
+    @app.callback(
+        Output("ex-fvals", "options"),
+        Output("ex-fvals", "value"),
+        Input("ex-fcol", "value"),
+    )
+    def _filter_values(fcol: str | None) -> tuple[list[str], list[str]]:
+        data = get_data()
+        if data is None or not fcol or fcol not in data.meta.columns:
+            return [], []
+        vals = data.meta[fcol].astype(str).value_counts().index[:MAX_FILTER_VALUES]
+        return [str(v) for v in vals], []
+
+    @app.callback(
+        Output("ex-graph", "figure"),
+        Output("ex-count", "children"),
+        Input("ex-color", "value"),
+        Input("ex-fvals", "value"),
+        Input("ex-search", "value"),
+        Input("ex-graph", "relayoutData"),
+        State("ex-fcol", "value"),
+    )
+    def _figure(color: Any, fvals: Any, search: Any, relayout: Any, fcol: Any) -> Any:
+        from vislens.app.explorer_figure import DENSITY_BINS, build_figure
+
+        data = get_data()
+        if data is None:
+            return dash.no_update, ""
+        zoomed = _axis_ranges(relayout)[0] is not None or (relayout or {}).get("xaxis.autorange")
+        if dash.ctx.triggered_id == "ex-graph" and not zoomed:
+            return dash.no_update, dash.no_update  # a relayout that is not a zoom
+        mask = _mask(data, fcol, fvals, search)
+        xr, yr = _axis_ranges(relayout)
+        idx, total = data.view(mask, xr, yr, DEFAULT_BUDGET)
+        density = None
+        if total > idx.shape[0]:
+            full_x = xr or (float(data.x.min()), float(data.x.max()))
+            full_y = yr or (float(data.y.min()), float(data.y.max()))
+            density = data.density(mask, full_x, full_y, DENSITY_BINS)
+        fig = build_figure(data, idx, total, str(color or ""), density, xr, yr)
+        return fig, f"{int(mask.sum()):,} of {data.n:,} points match"
+
+    @app.callback(
+        Output("ex-image", "src"),
+        Output("ex-image-msg", "children"),
+        Output("ex-details", "children"),
+        Output("ex-rationale", "children"),
+        Input("ex-graph", "clickData"),
+        prevent_initial_call=True,
+    )
+    def _click(click: Any) -> Any:
+        data = get_data()
+        points = (click or {}).get("points") or []
+        if data is None or not points or "customdata" not in points[0]:
+            return dash.no_update, dash.no_update, dash.no_update, dash.no_update
+        try:
+            row = int(points[0]["customdata"])
+        except (TypeError, ValueError):
+            return dash.no_update, dash.no_update, dash.no_update, dash.no_update
+        if not 0 <= row < data.n:
+            return dash.no_update, dash.no_update, dash.no_update, dash.no_update
+        src = data.image_url(row)
+        msg = ""
+        if not src:
+            msg = "No image source: start with --image_dir or --image_root."
+        elif data.image_missing(row):
+            msg = f"Image not found: {data.meta['file_name'].iloc[row]}"
+            src = ""
+        rec = data.meta.iloc[row]
+        details = [
+            html.Div([html.B(f"{c}: "), html.Span(str(rec[c]))])
+            for c in (data.hover or list(data.meta.columns[:6]))
+        ]
+        r = data.rationale(row)
+        rationale = [
+            html.Div([html.B("prediction: "), html.Span(r.prediction, id="ex-prediction")]),
+            html.Div([html.B("LLM score: "), html.Span(r.score or "(missing)", id="ex-score")]),
+            html.Div(
+                [html.B("LLM rationale: "), html.Span(r.rationale or "(missing)", id="ex-why")],
+                style={"whiteSpace": "pre-wrap"},
+            ),
+        ]
+        return src, msg, details, rationale
+
+    app.clientside_callback(SHAPE_JS, Output("ex-shape", "data"), Input("ex-graph", "selectedData"))
+
+    @app.callback(
+        Output("ex-sel", "data"),
+        Output("ex-sel-info", "children"),
+        Output("ex-grid", "children"),
+        Output("ex-table", "rowData"),
+        Output("ex-table", "columnDefs"),
+        Input("ex-shape", "data"),
+        Input("ex-prev", "n_clicks"),
+        Input("ex-next", "n_clicks"),
+        State("ex-sel", "data"),
+        State("ex-fcol", "value"),
+        State("ex-fvals", "value"),
+        State("ex-search", "value"),
+        prevent_initial_call=True,
+    )
+    def _select(shape: Any, _p: Any, _n: Any, sel: Any, fcol: Any, fvals: Any, search: Any) -> Any:
+        data = get_data()
+        if data is None:
+            return (dash.no_update,) * 5
+        trig = dash.ctx.triggered_id
+        sel = dict(sel or {})
+        if trig == "ex-shape":
+            if not shape:
+                return None, "Nothing selected.", [], [], []
+            try:
+                idx = selection_indices(data, shape, _mask(data, fcol, fvals, search))
+            except (KeyError, TypeError, ValueError, IndexError):
+                return None, "Could not read the selection shape.", [], [], []
+            sel = {"id": selections.put(idx), "page": 0, "n": int(idx.shape[0])}
+        idx_or_none = selections.get(sel.get("id"))
+        if idx_or_none is None:
+            return None, "Selection expired — select again.", [], [], []
+        idx = idx_or_none
+        n_pages = max(1, -(-idx.shape[0] // PAGE_SIZE))
+        page = int(sel.get("page", 0))
+        if trig == "ex-prev":
+            page = max(0, page - 1)
+        elif trig == "ex-next":
+            page = min(n_pages - 1, page + 1)
+        sel["page"] = page
+        chunk = idx[page * PAGE_SIZE : (page + 1) * PAGE_SIZE]
+        cards = []
+        for row in chunk:
+            label = str(data.meta[data.color_by].iloc[row]) if data.color_by else f"row {row}"
+            src = data.image_url(int(row))
+            cards.append(
+                html.Figure(
+                    [
+                        html.Img(src=src, loading="lazy") if src else html.Div("no image"),
+                        html.Figcaption(label),
+                    ],
+                    className="vl-card",
+                )
+            )
+        info = f"{idx.shape[0]:,} selected · page {page + 1} / {n_pages}"
+        rows = data.meta.iloc[idx[:TABLE_ROWS]].copy()
+        rows.insert(0, "row", idx[:TABLE_ROWS])
+        records = rows.astype(object).where(rows.notna(), None).to_dict("records")
+        col_defs = [{"field": str(c), "headerName": str(c)} for c in rows.columns]
+        if idx.shape[0] > TABLE_ROWS:
+            info += f" · the table shows the first {TABLE_ROWS} (Download CSV has them all)"
+        return sel, info, cards, records, col_defs
+
+    @app.callback(
+        Output("ex-dl", "data"),
+        Input("ex-dl-btn", "n_clicks"),
+        State("ex-sel", "data"),
+        prevent_initial_call=True,
+    )
+    def _download(_n: Any, sel: Any) -> Any:
+        data = get_data()
+        idx = selections.get((sel or {}).get("id"))
+        if data is None or idx is None:
+            return dash.no_update
+        out = data.meta.iloc[idx].copy()
+        out.insert(0, "x", data.x[idx])
+        out.insert(1, "y", data.y[idx])
+        return dcc.send_data_frame(csv_safe(out).to_csv, "selection.csv", index=False)
+
+
+def create_view_app(
+    data: ExplorerData, *, host: str = "127.0.0.1", allowed_hosts: tuple[str, ...] = ()
+) -> Any:
+    """A Dash app with the explorer alone (``vislens view``, seed 003's viewer)."""
+    import dash
+    from dash import html
+
+    from vislens.app import security
+    from vislens.app.files import register_image_route
+    from vislens.app.style import index_html
+
+    app = dash.Dash(__name__, title=f"vislens · {data.title}", update_title="")
+    app.index_string = index_html()
+    security.install(app.server, security.allowed_hosts(host, allowed_hosts))
+    if data.image_dir is not None:
+        register_image_route(app.server, data.image_dir)
+    app.layout = html.Div(
+        [
+            html.Nav([html.A("vislens view", href="/")], className="vl-nav"),
+            html.Main(layout(data), className="vl-main vl-wide"),
+        ]
+    )
+    register(app, lambda: data)
+    return app
+
+
+def load_or_problem(loader: Callable[[], ExplorerData]) -> tuple[ExplorerData | None, str]:
+    try:
+        return loader(), ""
+    except VislensError as e:
+        return None, str(e)

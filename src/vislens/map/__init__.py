@@ -1,0 +1,1 @@
+"""2-D maps of a study's items (``vislens map``), written in seed 003's cache layout."""

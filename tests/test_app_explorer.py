@@ -1,0 +1,256 @@
+"""The explorer's data, geometry, figure and routes, without a browser."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from helpers_app import LABELS, write_seed003_cache
+from helpers_human import vislens_exe
+from vislens.app.explorer import create_view_app, csv_safe, selection_indices
+from vislens.app.explorer_data import ExplorerData
+from vislens.app.explorer_figure import build_figure, hover_text
+from vislens.app.geometry import points_in_box, points_in_polygon
+from vislens.errors import InputError
+
+
+def _slow_in_polygon(x: float, y: float, px: list[float], py: list[float]) -> bool:
+    """The crossing-number test, one point at a time, straight from its definition."""
+    inside = False
+    m = len(px)
+    for i in range(m):
+        j = (i - 1) % m
+        if (py[i] > y) != (py[j] > y):
+            x_cross = px[i] + (y - py[i]) * (px[j] - px[i]) / (py[j] - py[i])
+            if x < x_cross:
+                inside = not inside
+    return inside
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    seed=st.integers(0, 10_000),
+    n_vertices=st.integers(3, 40),
+    n_points=st.integers(1, 400),
+)
+def test_polygon_selection_equals_the_slow_reference(
+    seed: int, n_vertices: int, n_points: int
+) -> None:
+    rng = np.random.default_rng(seed)
+    # A star-shaped, generally concave polygon (lasso-like), and points around it.
+    ang = np.sort(rng.uniform(0, 2 * np.pi, n_vertices))
+    rad = rng.uniform(0.2, 1.0, n_vertices)
+    px, py = rad * np.cos(ang), rad * np.sin(ang)
+    x, y = rng.uniform(-1.2, 1.2, n_points), rng.uniform(-1.2, 1.2, n_points)
+    fast = points_in_polygon(x, y, px, py)
+    slow = [_slow_in_polygon(a, b, list(px), list(py)) for a, b in zip(x, y, strict=True)]
+    assert fast.tolist() == slow
+
+
+def test_box_and_degenerate_polygons() -> None:
+    x = np.array([0.0, 1.0, 2.0, 3.0])
+    y = np.array([0.0, 1.0, 2.0, 3.0])
+    assert points_in_box(x, y, (2.5, 0.5), (0.5, 2.5)).tolist() == [False, True, True, False]
+    assert not points_in_polygon(x, y, np.array([0.0, 1.0]), np.array([0.0, 1.0])).any()
+
+
+@pytest.fixture()
+def cache(tmp_path: Path) -> tuple[Path, Path]:
+    return write_seed003_cache(tmp_path, 60, n_images=58)
+
+
+def test_load_reads_the_seed_layout_and_rationales(cache: tuple[Path, Path]) -> None:
+    cdir, idir = cache
+    data = ExplorerData.load(cdir, "vis_umap_coords.npy", image_dir=idir)
+    assert data.n == 60 and data.color_by == "ground_truth_word_label"
+    assert data.hover == ["file_name", "ground_truth_word_label", "ground_truth_num_label"]
+    assert data.notices == []
+    r0, r1, r2 = data.rationale(0), data.rationale(1), data.rationale(2)
+    assert (r0.prediction, r0.score, r0.rationale) == (
+        "misclassification",
+        "2",
+        "looks like a dog <i>0</i>",
+    )
+    assert (r1.prediction, r1.score) == ("correct classification", "9")
+    assert r2.prediction.startswith("unknown") and r2.score == ""
+    assert data.image_url(3) == "/images/plot_00003.png"
+    assert not data.image_missing(3) and data.image_missing(59)
+
+
+@pytest.mark.parametrize(
+    ("breakage", "message"),
+    [
+        ("short_coords", "has 59 rows but"),
+        ("three_d", "expected a numeric [n, 2] array"),
+        ("nan", "row 5 is not finite"),
+        ("no_metadata", "metadata.csv: not found"),
+        ("bad_rationale_csv", "missing column(s) rationale"),
+    ],
+)
+def test_bad_caches_are_one_clear_error(
+    cache: tuple[Path, Path], breakage: str, message: str
+) -> None:
+    cdir, _ = cache
+    coords = np.load(cdir / "vis_umap_coords.npy")
+    if breakage == "short_coords":
+        np.save(cdir / "vis_umap_coords.npy", coords[:59])
+    elif breakage == "three_d":
+        np.save(cdir / "vis_umap_coords.npy", coords[:, :1])
+    elif breakage == "nan":
+        coords[5, 1] = np.nan
+        np.save(cdir / "vis_umap_coords.npy", coords)
+    elif breakage == "no_metadata":
+        (cdir / "metadata.csv").unlink()
+    else:
+        pd.DataFrame({"file_name": ["a"], "why": ["x"]}).to_csv(
+            cdir / "mis_Qwen_Qwen3-VL-4B-Instruct.csv", index=False
+        )
+    with pytest.raises(
+        InputError,
+        match=message.replace("[", r"\[")
+        .replace("]", r"\]")
+        .replace("(", r"\(")
+        .replace(")", r"\)"),
+    ):
+        ExplorerData.load(cdir, "vis_umap_coords.npy")
+
+
+def test_missing_columns_and_files_become_notices(cache: tuple[Path, Path]) -> None:
+    cdir, _ = cache
+    (cdir / "correct_Qwen_Qwen3-VL-4B-Instruct.csv").unlink()
+    data = ExplorerData.load(cdir, "vis_umap_coords.npy", color_by="nope", hover="file_name,ghost")
+    text = " | ".join(data.notices)
+    assert "'nope' is not in metadata.csv" in text and "ghost" in text
+    assert "correct_Qwen_Qwen3-VL-4B-Instruct.csv not found" in text
+    assert data.color_by == "" and data.hover == ["file_name"]
+
+
+def test_view_draws_at_most_the_budget_and_zooming_keeps_the_same_points(
+    cache: tuple[Path, Path],
+) -> None:
+    cdir, _ = cache
+    data = ExplorerData.load(cdir, "vis_umap_coords.npy")
+    mask = np.ones(data.n, dtype=bool)
+    idx, total = data.view(mask, None, None, 20)
+    assert total == 60 and len(idx) == 20
+    # Zoom into a range: the points drawn there include every drawn point already inside it.
+    xr, yr = (-5.0, 5.0), (-5.0, 20.0)
+    zoomed, ztotal = data.view(mask, xr, yr, 20)
+    inside = set(np.flatnonzero(points_in_box(data.x, data.y, xr, yr)).tolist())
+    assert ztotal == len(inside) and set(zoomed.tolist()) <= inside
+    assert {int(i) for i in idx if int(i) in inside} <= set(zoomed.tolist())
+    z, xc, yc = data.density(mask, (-5, 15), (-5, 15), 10)
+    assert z.shape == (10, 10) and z.sum() == np.sum(
+        points_in_box(data.x, data.y, (-5, 15), (-5, 15))
+    )
+
+
+def test_filters_search_and_server_side_selection(cache: tuple[Path, Path]) -> None:
+    cdir, _ = cache
+    data = ExplorerData.load(cdir, "vis_umap_coords.npy")
+    cats = data.filter_mask("ground_truth_word_label", ["cat", "dog"])
+    assert cats.sum() == 30
+    assert data.filter_mask(search="PLOT_0001").sum() == 10  # plot_00010..19, case-insensitive
+    # A lasso around the "dog" cluster at (10, 0) selects exactly the dogs.
+    lasso = {"lasso": {"x": [6, 14, 14, 6], "y": [-4, -4, 4, 4]}}
+    sel = selection_indices(data, lasso, np.ones(data.n, dtype=bool))
+    assert set(data.meta["ground_truth_word_label"].iloc[sel]) == {"dog"} and len(sel) == 15
+    box = {"range": {"x": [6, 14], "y": [-4, 4]}}
+    assert selection_indices(data, box, cats).tolist() == sel.tolist()
+    assert selection_indices(data, lasso, ~cats).size == 0  # the filter applies
+
+
+def test_data_reaches_plotly_escaped(cache: tuple[Path, Path]) -> None:
+    cdir, _ = cache
+    data = ExplorerData.load(cdir, "vis_umap_coords.npy")
+    text = hover_text(data, np.array([3]))[0]
+    assert "&lt;b&gt;fish&lt;/b&gt;" in text and "<b>" not in text
+    fig = build_figure(data, np.arange(data.n), data.n, "ground_truth_word_label", None)
+    assert {t.name for t in fig.data} == {"cat", "dog", "bird", "&lt;b&gt;fish&lt;/b&gt;"}
+    num = build_figure(data, np.arange(data.n), data.n, "quality", None)
+    assert len(num.data) == 1 and num.data[0].marker.showscale
+    assert LABELS[3] == "<b>fish</b>"
+
+
+def test_csv_export_defuses_formulas() -> None:
+    df = pd.DataFrame({"a": ["=HYPERLINK(1)", "plain", "+1", "@x"], "n": [1, 2, 3, 4]})
+    out = csv_safe(df)
+    assert out["a"].tolist() == ["'=HYPERLINK(1)", "plain", "'+1", "'@x"]
+    assert out["n"].tolist() == [1, 2, 3, 4]
+
+
+def test_image_route_never_leaves_its_directory(cache: tuple[Path, Path], tmp_path: Path) -> None:
+    cdir, idir = cache
+    secret = tmp_path / "secret.txt"
+    secret.write_text("top secret")
+    os.symlink(secret, idir / "link-out.png")
+    os.symlink(idir / "plot_00000.png", idir / "link-in.png")
+    (idir / "sub").mkdir()
+    (idir / "sub" / "x.png").write_bytes((idir / "plot_00000.png").read_bytes())
+    client = create_view_app(
+        ExplorerData.load(cdir, "vis_umap_coords.npy", image_dir=idir)
+    ).server.test_client()
+    ok = client.get("/images/plot_00000.png")
+    assert ok.status_code == 200 and ok.data[:4] == b"\x89PNG"
+    assert ok.headers["X-Content-Type-Options"] == "nosniff"
+    assert client.get("/images/link-in.png").status_code == 200
+    assert client.get("/images/sub/x.png").status_code == 200
+    attacks = [
+        "/images/../secret.txt",
+        "/images/%2e%2e/secret.txt",
+        "/images/%2E%2E%2Fsecret.txt",
+        "/images/%252e%252e/secret.txt",
+        "/images/%252e%252e%252fsecret.txt",
+        "/images/..%2f..%2fsecret.txt",
+        f"/images/{secret}",
+        f"/images//{secret}",
+        "/images/%2f" + str(secret).lstrip("/"),
+        "/images/link-out.png",
+        "/images/plot_00000.png%00.txt",
+        "/images/sub/..%5c..%5csecret.txt",
+        "/images/plot_00059.png",  # listed in metadata, file missing
+    ]
+    for url in attacks:
+        r = client.get(url)
+        # 404, or (for names the router does not give to the image route) the page shell
+        assert r.status_code in (400, 404) or r.mimetype == "text/html", url
+        assert b"top secret" not in r.data, url
+
+
+def test_view_cli_on_a_broken_cache_is_one_line_and_exit_2(cache: tuple[Path, Path]) -> None:
+    cdir, _ = cache
+    np.save(cdir / "vis_umap_coords.npy", np.zeros((3, 2)))
+    r = subprocess.run(
+        [vislens_exe(), "view", "--cache_dir", str(cdir), "--coords_file", "vis_umap_coords.npy"],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    out = (r.stdout + r.stderr).strip()
+    assert r.returncode == 2 and "has 3 rows but" in out and "http://" not in out
+    assert "Traceback" not in out
+
+
+def test_view_cli_has_the_seed_flags_and_defaults() -> None:
+    import inspect
+
+    from vislens.app.commands import view_cmd
+
+    sig = inspect.signature(view_cmd).parameters
+    defaults = {k: v.default for k, v in sig.items()}
+    assert defaults["mis_csv"] == "mis_Qwen_Qwen3-VL-4B-Instruct.csv"
+    assert defaults["correct_csv"] == "correct_Qwen_Qwen3-VL-4B-Instruct.csv"
+    assert defaults["color_by"] == "ground_truth_word_label"
+    assert defaults["hover"] == "file_name,ground_truth_word_label,ground_truth_num_label"
+    assert defaults["host"] == "127.0.0.1" and defaults["port"] == 8050
+    r = subprocess.run(
+        [vislens_exe(), "view", "--help"], capture_output=True, text=True, timeout=120
+    )
+    for flag in ("--cache_dir", "--coords_file", "--image_dir", "--image_root", "--mis_csv",
+                 "--correct_csv", "--color_by", "--hover", "--host", "--port"):  # fmt: skip
+        assert flag in r.stdout, flag
