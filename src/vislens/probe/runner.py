@@ -211,6 +211,8 @@ class ProbeRun:
         self.counts = _Counts()
         self.images = _Images()
         self.show_progress = True
+        self._pending: dict[str, np.ndarray] = {}
+        """Attention maps captured during generation, until written."""
 
     # -- answers --------------------------------------------------------------------
     def _max_tokens(self, kind: str) -> int:
@@ -232,6 +234,7 @@ class ProbeRun:
 
     def answer_batch(self, batch: list[ProbeCase]) -> None:
         from vislens.judge.client import ChatReply
+        from vislens.probe.generate import generate_with_attention
 
         todo: dict[str, list[tuple[ProbeCase, Any]]] = {}
         for case in batch:
@@ -243,11 +246,23 @@ class ProbeRun:
             else:
                 todo.setdefault(case.kind, []).append((case, req))
         for kind, items in todo.items():
-            texts = self.vlm.generate(
-                [self.images.image(c.scene) for c, _ in items],
-                [c.question for c, _ in items],
-                max_new_tokens=self._max_tokens(kind),
-            )
+            images = [self.images.image(c.scene) for c, _ in items]
+            prompts = [c.question for c, _ in items]
+            if self.cfg.attention and not all(self._up_to_date(c) for c, _ in items):
+                texts, maps, grid = generate_with_attention(
+                    self.vlm,
+                    images,
+                    prompts,
+                    layers=self.layers,
+                    query=self.cfg.query,
+                    max_new_tokens=self._max_tokens(kind),
+                )
+                self._check_grid(grid)
+                if maps is not None:
+                    for i, (case, _) in enumerate(items):
+                        self._pending[case.case_id] = maps[i]
+            else:
+                texts = self.vlm.generate(images, prompts, max_new_tokens=self._max_tokens(kind))
             for (case, req), text in zip(items, texts, strict=True):
                 self.cache.put(req, ChatReply(text=text), task=f"probe-{kind}")
                 self.counts.answers[case.case_id] = text
@@ -286,6 +301,10 @@ class ProbeRun:
         keys = ("schema_version", "model", "query", "templates", "generic_prompt", "question")
         return all(meta.get(k) == want[k] for k in (*keys, "grid", "layers"))
 
+    def _check_grid(self, grid: tuple[int, int]) -> None:
+        if grid != (self.world.grid, self.world.grid):
+            raise ModelError(f"{self.vlm.name}: token grid {grid} changed mid-run")
+
     def _grid_attention(
         self, images: list[Image.Image], prompts: list[str], answers: list[str] | None
     ) -> np.ndarray:
@@ -293,8 +312,7 @@ class ProbeRun:
         from vislens.probe.attention import tokens_to_grid
 
         inputs = self.vlm.prepare(images, prompts, answers=answers)
-        if inputs.grid_shape != (self.world.grid, self.world.grid):
-            raise ModelError(f"{self.vlm.name}: token grid {inputs.grid_shape} changed mid-run")
+        self._check_grid(inputs.grid_shape)
         cap = self.vlm.capture(
             inputs,
             attention_layers=self.layers,
@@ -316,23 +334,36 @@ class ProbeRun:
             [self.images.image(s) for s in scenes], [self.generic_prompt] * len(scenes), None
         )
         generic_by_id = {s.image_id: generic[i] for i, s in enumerate(scenes)}
-        answers = None
-        positions = ["last"] * len(todo)
-        if self.cfg.query == "answer_start":
-            eos = self.vlm.processor.tokenizer.eos_token or " "
-            answers = []
-            for i, c in enumerate(todo):
-                text = self.counts.answers[c.case_id]
-                answers.append(text if text.strip() else eos)
-                positions[i] = "answer_start" if text.strip() else "answer_start(eos)"
-        maps = self._grid_attention(
-            [self.images.image(c.scene) for c in todo], [c.question for c in todo], answers
-        )
-        for i, case in enumerate(todo):
-            meta = self._meta(case, positions[i])
-            meta["n_heads"] = int(maps.shape[2])
-            write_case_npz(self.attn_path(case), maps[i], generic_by_id[case.scene.image_id], meta)
+        positions = {
+            c.case_id: (
+                "last"
+                if self.cfg.query == "last"
+                else (
+                    "answer_start"
+                    if self.counts.answers[c.case_id].strip()
+                    else "answer_start(eos)"
+                )
+            )
+            for c in todo
+        }
+        maps = {c.case_id: self._pending.pop(c.case_id) for c in todo if c.case_id in self._pending}
+        rest = [c for c in todo if c.case_id not in maps]
+        if rest:  # answers came from the cache: one captured forward pass
+            answers = None
+            if self.cfg.query == "answer_start":
+                eos = self.vlm.processor.tokenizer.eos_token or " "
+                answers = [self.counts.answers[c.case_id].strip() or eos for c in rest]
+            captured = self._grid_attention(
+                [self.images.image(c.scene) for c in rest], [c.question for c in rest], answers
+            )
+            maps |= {c.case_id: captured[i] for i, c in enumerate(rest)}
+        for case in todo:
+            m = maps[case.case_id]
+            meta = self._meta(case, positions[case.case_id])
+            meta["n_heads"] = int(m.shape[1])
+            write_case_npz(self.attn_path(case), m, generic_by_id[case.scene.image_id], meta)
             self.counts.attention_computed += 1
+        self._pending.clear()
 
     # -- the loop -------------------------------------------------------------------
     def execute(self, *, show_progress: bool = True) -> None:
