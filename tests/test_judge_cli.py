@@ -93,3 +93,17 @@ def test_unknown_template_version_is_named() -> None:
 
     with pytest.raises(InputError, match="no prompt version 9"):
         load_template("latentlens", 9)
+
+
+def test_shared_judge_options_are_defined_once_and_offered_everywhere() -> None:
+    import typer.main
+
+    from vislens.judge.commands import SHARED_OPTIONS
+
+    group = typer.main.get_command(app)
+    judge = group.commands["judge"].commands  # type: ignore[attr-defined]
+    for name in ("classify", "latentlens", "images"):
+        opts = {p.name for p in judge[name].params}
+        assert set(SHARED_OPTIONS) <= opts, name
+    label = {p.name for p in group.commands["label"].params}  # type: ignore[attr-defined]
+    assert set(SHARED_OPTIONS) - {"study"} <= label and "study" in label  # the argument
