@@ -329,7 +329,8 @@ class Bank:
         self, layer: int, chunk_rows: int
     ) -> Iterator[tuple[int, Float[torch.Tensor, "n d"]]]:
         """``(first row, fp32 states)`` for consecutive chunks of at most ``chunk_rows`` rows;
-        only one chunk (plus one shard's slice) is in memory at a time."""
+        only one chunk (plus one shard) is in memory at a time. Each chunk is a fresh
+        tensor the caller may modify in place."""
         from safetensors import safe_open
 
         if layer not in self.layers:
@@ -338,24 +339,28 @@ class Bank:
         n_buf = 0
         start = 0
         for k, info in enumerate(self.manifest["shards"]):
+            # One shard at a time, whole (slicing a loaded tensor is several times faster
+            # than safetensors' lazy slices); a shard is at most ``shard_captions`` captions.
             with safe_open(str(shard_path(self.root, layer, k)), framework="pt") as f:
-                n = info["rows"][1] - info["rows"][0]
-                has_scale = "scale" in f.keys()  # noqa: SIM118 - safe_open has no __contains__
-                s = 0
-                while s < n:
-                    take = min(n - s, chunk_rows - n_buf)
-                    part = f.get_slice("states")[s : s + take].float()
-                    if has_scale:
-                        part = part * f.get_slice("scale")[s : s + take].float()[:, None]
-                    buf.append(part)
-                    n_buf += take
-                    s += take
-                    if n_buf == chunk_rows:
-                        yield start, torch.cat(buf)
-                        start += n_buf
-                        buf, n_buf = [], 0
+                states = f.get_tensor("states")
+                scale = f.get_tensor("scale") if "scale" in f.keys() else None  # noqa: SIM118
+            n = info["rows"][1] - info["rows"][0]
+            s = 0
+            while s < n:
+                take = min(n - s, chunk_rows - n_buf)
+                part = states[s : s + take].float()
+                if scale is not None:
+                    part.mul_(scale[s : s + take].float()[:, None])
+                buf.append(part)
+                n_buf += take
+                s += take
+                if n_buf == chunk_rows:
+                    yield start, buf[0] if len(buf) == 1 else torch.cat(buf)
+                    start += n_buf
+                    buf, n_buf = [], 0
+            del states, scale
         if n_buf:
-            yield start, torch.cat(buf)
+            yield start, buf[0] if len(buf) == 1 else torch.cat(buf)
 
     def layer_matrix(self, layer: int) -> Float[torch.Tensor, "n d"]:
         """All of one layer's states in memory (for FAISS indexes and small banks)."""

@@ -60,6 +60,7 @@ def bank_searchers(bank: Bank, settings: SearchSettings) -> dict[int, Searcher]:
                 query_chunk=settings.query_chunk,
                 device=settings.device,
                 compute_dtype=settings.compute_dtype,
+                owned_chunks=True,
             )
 
         return search

@@ -36,13 +36,16 @@ def chunk_topk(
 ) -> tuple[Float[torch.Tensor, "q k"], Int[torch.Tensor, "q k"]]:
     """Top-k of one score block with global indices ``offset + column``, ties to the lower
     index (``torch.topk`` alone does not promise which tied entry it returns)."""
-    k = min(k, scores_qn.shape[1])
-    vals, idx = torch.topk(scores_qn, k, dim=1)
-    kth = vals[:, -1:]
-    n_ties = (scores_qn == kth).sum(1)
-    n_taken = (vals == kth).sum(1)
-    bad = torch.nonzero(n_ties > n_taken).flatten()
-    if len(bad):  # rare: more entries tie with the k-th than topk kept; sort those rows fully
+    n = scores_qn.shape[1]
+    k = min(k, n)
+    # One extra candidate shows whether more entries tie with the k-th than topk kept.
+    vals, idx = torch.topk(scores_qn, min(k + 1, n), dim=1)
+    if vals.shape[1] > k:
+        bad = torch.nonzero(vals[:, k] == vals[:, k - 1]).flatten()
+        vals, idx = vals[:, :k].contiguous(), idx[:, :k].contiguous()
+    else:
+        bad = torch.zeros(0, dtype=torch.long)
+    if len(bad):  # rare: sort those rows fully, stably
         sub = scores_qn[bad]
         order = torch.argsort(-sub, dim=1, stable=True)[:, :k]
         vals[bad] = torch.gather(sub, 1, order)
@@ -68,19 +71,26 @@ def topk_cosine(
     query_chunk: int = 4096,
     device: str | torch.device = "cpu",
     compute_dtype: torch.dtype = torch.float32,
+    owned_chunks: bool = False,
 ) -> tuple[Float[torch.Tensor, "q k"], Int[torch.Tensor, "q k"]]:
     """Cosine top-k of every query against a bank given as ``(first row, rows)`` chunks.
 
     ``bank_chunks`` is called once per query chunk (so the bank streams from disk again
     rather than being held). Scores are computed in ``compute_dtype`` (fp32 on CPU; fp16 /
-    bf16 on a GPU) and compared in fp32.
+    bf16 on a GPU) and compared in fp32. ``owned_chunks``: the chunks are fresh fp32
+    tensors (as ``Bank.iter_chunks`` yields) and may be normalised in place.
     """
     out_v, out_i = [], []
     for q0 in range(0, queries_qd.shape[0], query_chunk):
         q = normalise(queries_qd[q0 : q0 + query_chunk]).to(device, compute_dtype)
         best: tuple[torch.Tensor, torch.Tensor] | None = None
         for start, rows in bank_chunks():
-            b = normalise(rows.to(device)).to(compute_dtype)
+            b = rows.to(device)
+            if owned_chunks and b.dtype == torch.float32:
+                b.div_(torch.linalg.vector_norm(b, dim=1, keepdim=True).clamp_min_(1e-12))
+            else:
+                b = normalise(b)
+            b = b.to(compute_dtype)
             scores = (q @ b.T).float()
             best = merge_topk(best, chunk_topk(scores, k, start), k)
         if best is None:
