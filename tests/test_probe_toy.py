@@ -137,3 +137,7 @@ def test_no_attention_asks_only(probed, tmp_path: Path) -> None:  # type: ignore
     per_case = pd.read_csv(world / "probe/reports/per_case.csv")
     assert per_case["attn_file"].isna().all()
     assert np.all(per_case["paraphrase_id"] == "p0")
+    # Statistics and figures of the earlier run are not left beside these reports.
+    stats = world / "probe/reports/stats"
+    assert not (stats / "head_rankings.csv").exists()
+    assert not list((world / "probe/reports/figs").glob("*.png"))

@@ -119,6 +119,28 @@ def per_case_table(run: ProbeRun) -> pd.DataFrame:
     return df[list(PER_CASE_COLUMNS)]
 
 
+def case_features(run: ProbeRun, case: Any) -> tuple[dict[str, np.ndarray], np.ndarray, list[int]]:
+    """``(head features, head-mean argmax cell per layer, layers)`` of one case: kept from
+    when its attention file was written in this run, else read back from that file."""
+    kept = run.feature_cache.pop(case.case_id, None)
+    if kept is not None:
+        return kept
+    data = read_case_npz(run.attn_path(case))
+    return features_from_maps(
+        data["attention"], data["generic"], case.evidence, data["meta"]["layers"]
+    )
+
+
+def features_from_maps(
+    att16: np.ndarray, gen16: np.ndarray, evidence: tuple[int, ...], layers: list[int]
+) -> tuple[dict[str, np.ndarray], np.ndarray, list[int]]:
+    """Features of the float16 maps as stored (so fresh and resumed runs agree)."""
+    f = head_features(att16, gen16, evidence)
+    n_l = att16.shape[0]
+    am = att16.astype(np.float32).mean(1).reshape(n_l, -1).argmax(-1)
+    return f, am, list(layers)
+
+
 def _feature_rows(run: ProbeRun, per_case: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Per-head features of every case (and the head-mean maps' localisation rows),
     streamed to ``stats/per_head_features.parquet``."""
@@ -134,33 +156,31 @@ def _feature_rows(run: ProbeRun, per_case: pd.DataFrame) -> tuple[pd.DataFrame, 
     writer = None
     mean_rows: list[dict[str, Any]] = []
     with atomic_path(out) as tmp:
-        chunk: list[pd.DataFrame] = []
+        chunk: dict[str, list[np.ndarray]] = {k: [] for k in FEATURE_COLUMNS}
+        n_chunk = 0
         cases = run.cases
         it = track(cases, "probe: head features") if run.show_progress else cases
         for i, case in enumerate(it):
-            data = read_case_npz(run.attn_path(case))
-            att = data["attention"]
-            f = head_features(att, data["generic"], case.evidence)
-            n_l, n_h = att.shape[:2]
-            layer_ids = np.repeat(np.asarray(data["meta"]["layers"]), n_h)
-            part = pd.DataFrame(
-                {
-                    "case_id": case.case_id,
-                    "target": case.target.name,
-                    "kind": case.kind,
-                    "paraphrase_id": case.paraphrase_id,
-                    "outcome": outcome[case.case_id],
-                    "layer": layer_ids.astype(np.int64),
-                    "head": np.tile(np.arange(n_h), n_l).astype(np.int64),
-                    **{k: np.asarray(v).reshape(-1) for k, v in f.items()},
-                    "n_evidence": len(case.evidence),
-                    "n_cells": n_cells,
-                }
-            )
-            chunk.append(part[list(FEATURE_COLUMNS)])
-            mean_map = att.astype(np.float32).mean(1).reshape(n_l, -1)
-            am = mean_map.argmax(-1)
-            for li, layer in enumerate(data["meta"]["layers"]):
+            f, am, layers = case_features(run, case)
+            n_l, n_h = f["entropy"].shape
+            n = n_l * n_h
+            strings = {
+                "case_id": case.case_id,
+                "target": case.target.name,
+                "kind": case.kind,
+                "paraphrase_id": case.paraphrase_id,
+                "outcome": outcome[case.case_id],
+            }
+            for key, value in strings.items():
+                chunk[key].append(np.full(n, value, dtype=object))
+            chunk["layer"].append(np.repeat(np.asarray(layers, dtype=np.int64), n_h))
+            chunk["head"].append(np.tile(np.arange(n_h, dtype=np.int64), n_l))
+            for key, value in f.items():
+                chunk[key].append(np.asarray(value).reshape(-1))
+            chunk["n_evidence"].append(np.full(n, len(case.evidence), dtype=np.int64))
+            chunk["n_cells"].append(np.full(n, n_cells, dtype=np.int64))
+            n_chunk += 1
+            for li, layer in enumerate(layers):
                 mean_rows.append(
                     {
                         "kind": case.kind,
@@ -171,14 +191,13 @@ def _feature_rows(run: ProbeRun, per_case: pd.DataFrame) -> tuple[pd.DataFrame, 
                         "n_cells": n_cells,
                     }
                 )
-            if len(chunk) >= 256 or i == len(cases) - 1:
-                table = pa.Table.from_pandas(
-                    pd.concat(chunk, ignore_index=True), preserve_index=False
-                )
+            if n_chunk >= 256 or i == len(cases) - 1:
+                table = pa.table({k: np.concatenate(v) for k, v in chunk.items()})
                 if writer is None:
                     writer = pq.ParquetWriter(tmp, table.schema)
                 writer.write_table(table)
-                chunk = []
+                chunk = {k: [] for k in FEATURE_COLUMNS}
+                n_chunk = 0
         if writer is not None:
             writer.close()
     features = pd.read_parquet(out)
@@ -260,6 +279,19 @@ def _figures(
         save_case_figure(run.paths.figs_dir / name, fig)
         written.append(f"figs/{name}")
     return written
+
+
+def _remove_stale(run: ProbeRun, figures: list[str]) -> None:
+    """Drop figures and statistics an earlier run left that this run did not write (the
+    attention files stay: they are the cache a later run resumes from)."""
+    keep = {Path(f).name for f in figures}
+    if run.paths.figs_dir.is_dir():
+        for png in run.paths.figs_dir.glob("*.png"):
+            if png.name not in keep:
+                png.unlink()
+    if not run.cfg.attention:
+        for name in ("per_head_features.parquet", "head_rankings.csv", "head_localisation.csv"):
+            (run.paths.stats_dir / name).unlink(missing_ok=True)
 
 
 def write_reports(run: ProbeRun, *, show_progress: bool = True) -> dict[str, Any]:
@@ -350,6 +382,7 @@ def write_reports(run: ProbeRun, *, show_progress: bool = True) -> dict[str, Any
         localisation["figures"] = _figures(run, per_case, plot_heads, plot_layer)
         localisation["plot_layer"] = plot_layer
 
+    _remove_stale(run, localisation.get("figures", []))
     _write_csv(per_case, reports / "per_case.csv")
     _write_csv(sensitivity, reports / "prompt_sensitivity.csv")
     summary = {

@@ -211,6 +211,9 @@ class ProbeRun:
         self.counts = _Counts()
         self.images = _Images()
         self.show_progress = True
+        self.feature_cache: dict[str, Any] = {}
+        """Head features of the attention files written in this run (reports.case_features)."""
+        self._generic: dict[str, np.ndarray] = {}
         self._pending: dict[str, np.ndarray] = {}
         """Attention maps captured during generation, until written."""
 
@@ -324,16 +327,23 @@ class ProbeRun:
 
     def attention_batch(self, batch: list[ProbeCase]) -> None:
         from vislens.probe.attention import write_case_npz
+        from vislens.probe.reports import features_from_maps
 
         todo = [c for c in batch if not self._up_to_date(c)]
         self.counts.attention_cached += len(batch) - len(todo)
         if not todo:
             return
-        scenes = list({c.scene.image_id: c.scene for c in todo}.values())
-        generic = self._grid_attention(
-            [self.images.image(s) for s in scenes], [self.generic_prompt] * len(scenes), None
-        )
-        generic_by_id = {s.image_id: generic[i] for i, s in enumerate(scenes)}
+        # The generic prompt's map is per image; the last batch's are kept, since one
+        # image's questions may straddle two batches.
+        wanted = {c.scene.image_id: c.scene for c in todo}
+        self._generic = {k: v for k, v in self._generic.items() if k in wanted}
+        scenes = [s for k, s in wanted.items() if k not in self._generic]
+        if scenes:
+            generic = self._grid_attention(
+                [self.images.image(s) for s in scenes], [self.generic_prompt] * len(scenes), None
+            )
+            self._generic |= {s.image_id: generic[i] for i, s in enumerate(scenes)}
+        generic_by_id = self._generic
         positions = {
             c.case_id: (
                 "last"
@@ -361,7 +371,11 @@ class ProbeRun:
             m = maps[case.case_id]
             meta = self._meta(case, positions[case.case_id])
             meta["n_heads"] = int(m.shape[1])
-            write_case_npz(self.attn_path(case), m, generic_by_id[case.scene.image_id], meta)
+            gen = generic_by_id[case.scene.image_id]
+            write_case_npz(self.attn_path(case), m, gen, meta)
+            self.feature_cache[case.case_id] = features_from_maps(
+                m.astype(np.float16), gen.astype(np.float16), case.evidence, self.layers
+            )
             self.counts.attention_computed += 1
         self._pending.clear()
 
