@@ -7,6 +7,14 @@ from typing import Annotated
 
 import typer
 
+from vislens.engine.options import (
+    ActorsOption,
+    EngineOption,
+    GpusPerActorOption,
+    RayAddressOption,
+    ray_options,
+)
+
 
 def parse_layers(text: str) -> list[int]:
     """'7,8,11' or '-1' -> [7, 8, 11] / [-1]; a bad entry is a usage error."""
@@ -29,6 +37,10 @@ def extract_command(
     overwrite: Annotated[
         bool, typer.Option(help="Replace activations made with other settings.")
     ] = False,
+    engine: EngineOption = "local",
+    ray_address: RayAddressOption = None,
+    actors: ActorsOption = None,
+    gpus_per_actor: GpusPerActorOption = None,
 ) -> None:
     """Extract residual-stream activations of the study's images (resumable: re-run after a kill)."""
     from vislens.store.extract import extract
@@ -42,6 +54,8 @@ def extract_command(
         batch_size=batch_size,
         shard_size=shard_size,
         overwrite=overwrite,
+        engine=engine,
+        ray=ray_options(ray_address, actors, gpus_per_actor),
     )
     skipped = result.n_shards - result.n_shards_written
     if result.n_shards_written == 0:
