@@ -71,6 +71,11 @@ def test_toy_run_writes_every_file(toy_study: Study) -> None:
         "run.json",
     ):
         assert (lens / name).is_file()
+    from vislens.lens.rates import RATE_COLUMNS
+    from vislens.lens.run import RUN_KEYS
+
+    assert tuple(json.loads((lens / "run.json").read_text())) == RUN_KEYS
+    assert tuple(pd.read_csv(lens / "rates_truth.csv").columns) == RATE_COLUMNS
     align = pd.read_csv(lens / "layer_alignment.csv")
     np.testing.assert_allclose(align.groupby("visual_layer")["fraction"].sum(), 1.0)
 
