@@ -105,45 +105,43 @@ def ground_truth_hits(table: pd.DataFrame, images: pd.DataFrame) -> pd.DataFrame
     cells = _cell_objects(images)
     rows_n = int(table["patch_row"].max()) + 1
     cols_n = int(table["patch_col"].max()) + 1
-    words = [
-        normalise_word(t, c, p)
-        for t, c, p in zip(table["token_str"], table["caption"], table["position"], strict=True)
-    ]
-    df = table.assign(word=words)
-    out = []
-    keys = [
-        "method",
-        "visual_layer",
-        "contextual_layer",
-        "image_idx",
-        "patch_idx",
-        "patch_row",
-        "patch_col",
-    ]
-    for key, g in groups(df, keys):
-        method, vl, cl, img, pidx, pr, pc = key
-        grid, objs = cells[int(img)]
-        cell = (int(pr) * grid // rows_n, int(pc) * grid // cols_n)
-        ws = set(g["word"])
-        obj = objs.get(cell)
-        hit = (
-            bool(obj and (obj["shape"] in ws or obj["color"] in ws))
-            if obj
-            else bool(ws & BACKGROUND_WORDS)
-        )
-        out.append((method, int(vl), int(cl), int(img), int(pidx), obj is not None, hit))
-    return pd.DataFrame(
-        out,
-        columns=[
-            "method",
-            "visual_layer",
-            "contextual_layer",
-            "image_idx",
-            "patch_idx",
-            "object",
-            "hit",
-        ],
+    # Words once per distinct (token, caption, position): the table repeats them a lot.
+    keys3 = ["token_str", "caption", "position"]
+    uniq = table[keys3].drop_duplicates()
+    uniq = uniq.assign(
+        word=[
+            normalise_word(t, c, p)
+            for t, c, p in zip(uniq["token_str"], uniq["caption"], uniq["position"], strict=True)
+        ]
     )
+    df = table.merge(uniq, on=keys3, how="left")
+    grid = df["image_idx"].map({i: g for i, (g, _) in cells.items()}).to_numpy()
+    df["cell_r"] = df["patch_row"].to_numpy() * grid // rows_n
+    df["cell_c"] = df["patch_col"].to_numpy() * grid // cols_n
+    objs = pd.DataFrame(
+        [
+            (i, r, c, o["shape"], o["color"])
+            for i, (_, m) in cells.items()
+            for (r, c), o in m.items()
+        ],
+        columns=["image_idx", "cell_r", "cell_c", "shape", "color"],
+    )
+    df = df.merge(objs, on=["image_idx", "cell_r", "cell_c"], how="left")
+    is_obj = df["shape"].notna().to_numpy()
+    words = df["word"].to_numpy(dtype=object)
+    names = (words == df["shape"].to_numpy(dtype=object)) | (
+        words == df["color"].to_numpy(dtype=object)
+    )
+    background = df["word"].isin(BACKGROUND_WORDS).to_numpy()
+    df["object"] = is_obj
+    df["hit"] = np.where(is_obj, names, background)
+    keys = ["method", "visual_layer", "contextual_layer", "image_idx", "patch_idx"]
+    out = (
+        df.groupby(keys, sort=True)
+        .agg(object=("object", "first"), hit=("hit", "any"))
+        .reset_index()
+    )
+    return out.astype({"object": bool, "hit": bool})
 
 
 def ground_truth_rates(
