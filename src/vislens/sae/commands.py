@@ -175,36 +175,91 @@ def train_command(
         int | None, typer.Option(help="Stored layer to train on (default: the last stored).")
     ] = None,
     tokens: Annotated[str, typer.Option(help="cls, patches or all stored tokens.")] = "all",
-    architecture: Annotated[str, typer.Option(help="topk or standard (ReLU + L1).")] = "topk",
+    architecture: Annotated[
+        str,
+        typer.Option(
+            "--architecture",
+            "--arch",
+            help="topk, batchtopk (saved as jumprelu), jumprelu, standard (ReLU + L1) or matryoshka.",
+        ),
+    ] = "topk",
     d_sae: Annotated[int, typer.Option(help="Features (0: expansion-factor × d_in).")] = 0,
     expansion_factor: Annotated[
         int, typer.Option(help="d_sae = this × d_in when --d-sae is 0.")
     ] = 16,
-    k: Annotated[int, typer.Option("--k", help="Active features per token (topk).")] = 32,
+    k: Annotated[
+        int,
+        typer.Option("--k", help="Active features per token (topk, matryoshka; batchtopk: mean)."),
+    ] = 32,
+    k_start: Annotated[int, typer.Option(help="Anneal k from this value (0: no annealing).")] = 0,
+    k_anneal_steps: Annotated[int, typer.Option(help="Steps of k annealing.")] = 0,
+    aux_k: Annotated[
+        int, typer.Option("--aux-k", help="Dead latents in the AuxK loss (-1: d_in/2, 0: off).")
+    ] = -1,
+    aux_coefficient: Annotated[float, typer.Option(help="Weight of the AuxK loss.")] = 1 / 32,
+    dead_window: Annotated[
+        int, typer.Option(help="Steps without firing after which a latent is dead.")
+    ] = 200,
+    resample_dead: Annotated[
+        bool, typer.Option(help="Re-initialise dead latents every --dead-window steps.")
+    ] = False,
     l1_coefficient: Annotated[float, typer.Option("--l1", help="L1 weight (standard).")] = 1e-3,
-    lr: Annotated[float, typer.Option(help="Adam learning rate.")] = 1e-3,
+    l0_coefficient: Annotated[float, typer.Option("--l0", help="L0 weight (jumprelu).")] = 1e-3,
+    matryoshka_widths: Annotated[
+        str, typer.Option(help="Comma-separated prefix sizes (matryoshka; default d_sae/8,/4,/2).")
+    ] = "",
+    lr: Annotated[float, typer.Option(help="Adam learning rate (peak).")] = 1e-3,
+    warmup: Annotated[int, typer.Option(help="LR warmup steps.")] = 0,
+    decay_fraction: Annotated[
+        float, typer.Option(help="Final fraction of steps with linear LR decay to 0.")
+    ] = 0.2,
     batch_size: Annotated[int, typer.Option(help="Tokens per step.")] = 1024,
     steps: Annotated[int, typer.Option(help="Total optimizer steps.")] = 2000,
     checkpoint_every: Annotated[int, typer.Option(help="Steps between checkpoints.")] = 500,
     normalize: Annotated[
-        str, typer.Option(help="none, layer_norm or constant_norm_rescale.")
+        str,
+        typer.Option(
+            help="Per-token input normalisation: none, layer_norm or constant_norm_rescale."
+        ),
     ] = "none",
+    scale: Annotated[
+        bool,
+        typer.Option(
+            help="Scale to unit mean squared norm for training (folded into the saved weights)."
+        ),
+    ] = True,
+    precision: Annotated[str, typer.Option(help="float32 or bf16 (autocast).")] = "float32",
+    buffer_shards: Annotated[int, typer.Option(help="Activation shards per shuffle buffer.")] = 8,
     seed: Annotated[int, typer.Option(help="Seed of initialisation and data order.")] = 0,
     resume: Annotated[
         bool, typer.Option(help="Continue from sae/NAME/checkpoint if present.")
     ] = True,
 ) -> None:
-    """Train a TopK or ReLU+L1 SAE on stored activations; saved in SAELens format, resumable."""
+    """Train an SAE on stored activations (streamed); saved in SAELens format, resumable."""
     from vislens.errors import InputError
+    from vislens.sae.objectives import TRAIN_ARCHITECTURES
     from vislens.sae.runs import train_study
 
-    if architecture not in ("topk", "standard"):
-        raise InputError(f"--architecture must be topk or standard (got '{architecture}')")
+    if architecture not in TRAIN_ARCHITECTURES:
+        raise InputError(
+            f"--architecture must be one of {', '.join(TRAIN_ARCHITECTURES)} (got '{architecture}')"
+        )
+    try:
+        widths = tuple(int(w) for w in matryoshka_widths.split(",") if w.strip())
+    except ValueError:
+        raise InputError(
+            f"--matryoshka-widths '{matryoshka_widths}': expected integers like 64,256"
+        ) from None
+    if precision not in ("float32", "bf16"):
+        raise InputError(f"--precision must be float32 or bf16 (got '{precision}')")
     _, m = train_study(
-        _study(study), name=name, layer=layer, tokens=tokens, resume=resume, architecture=architecture,
-        d_sae=d_sae, expansion_factor=expansion_factor, k=k, l1_coefficient=l1_coefficient, lr=lr,
+        _study(study), name=name, layer=layer, tokens=tokens, resume=resume, buffer_shards=buffer_shards,
+        architecture=architecture, d_sae=d_sae, expansion_factor=expansion_factor, k=k, k_start=k_start,
+        k_anneal_steps=k_anneal_steps, aux_k=aux_k, aux_coefficient=aux_coefficient, dead_window=dead_window,
+        resample_dead=resample_dead, l1_coefficient=l1_coefficient, l0_coefficient=l0_coefficient,
+        matryoshka_widths=widths, lr=lr, lr_warmup_steps=warmup, lr_decay_fraction=decay_fraction,
         batch_size=batch_size, n_steps=steps, checkpoint_every=checkpoint_every,
-        normalize_activations=normalize, seed=seed,
+        normalize_activations=normalize, scale_activations=scale, precision=precision, seed=seed,
     )  # fmt: skip
     typer.echo(
         f"explained variance {m.explained_variance:.4f}, MSE {m.mse:.4g}, L0 {m.l0:.1f}, dead {m.dead_fraction:.1%}"
@@ -220,12 +275,14 @@ def eval_command(
     ] = None,
     tokens: Annotated[str, typer.Option(help="auto, cls, patches or all.")] = "auto",
 ) -> None:
-    """Explained variance, MSE, L0 and dead fraction on the stored activations → metrics.json."""
+    """EV / FVU, MSE, L0, dead and dense fractions, reconstruction cosine, feature-frequency
+    histogram on the stored activations → metrics.json, eval/eval.json, eval/feature_frequency.png."""
     from vislens.sae.runs import eval_study
 
     m = eval_study(_study(study), name=name, layer=layer, tokens=tokens)
     typer.echo(
-        f"explained variance {m.explained_variance:.4f}, MSE {m.mse:.4g}, L0 {m.l0:.1f}, dead {m.dead_fraction:.1%}"
+        f"explained variance {m.explained_variance:.4f} (FVU {m.fvu:.4f}), MSE {m.mse:.4g}, L0 {m.l0:.1f}, "
+        f"dead {m.dead_fraction:.1%}, dense {m.dense_fraction:.1%}, cosine {m.cosine:.4f}"
     )
 
 

@@ -1,8 +1,10 @@
 """Reconstruction and sparsity metrics, accumulated in one streaming pass.
 
 Definitions follow SAELens' evals: explained variance is ``1 - Σ‖x - x̂‖² / Σ‖x - x̄‖²``
-(x̄ the mean over all tokens seen), MSE is per element, L0 the mean number of active
-features per token, and a feature is dead when it never fired on the evaluated tokens.
+(x̄ the mean over all tokens seen) and FVU its complement, MSE is per element, L0 the mean
+number of active features per token, a feature is dead when it never fired on the
+evaluated tokens and dense when it fired on more than ``DENSE_FREQUENCY`` of them;
+``cosine`` is the mean cosine similarity of each token with its reconstruction.
 """
 
 from __future__ import annotations
@@ -12,6 +14,9 @@ from dataclasses import dataclass
 import torch
 from jaxtyping import Float
 from torch import Tensor
+
+DENSE_FREQUENCY = 0.1
+"""A feature firing on more than this fraction of tokens counts as dense."""
 
 
 @dataclass
@@ -24,6 +29,9 @@ class SAEMetrics:
     l0: float
     dead_fraction: float
     alive_fraction: float
+    fvu: float = float("nan")
+    dense_fraction: float = float("nan")
+    cosine: float = float("nan")
 
     def as_dict(self) -> dict[str, float | int]:
         return dict(self.__dict__)
@@ -43,7 +51,8 @@ class MetricsAccumulator:
         self.sum_x: Tensor | None = None
         self.sum_sq_x = 0.0
         self.sum_l0 = 0.0
-        self.fired = torch.zeros(d_sae, dtype=torch.bool)
+        self.fire_counts = torch.zeros(d_sae, dtype=torch.int64)
+        self.sum_cos = 0.0
 
     @torch.no_grad()
     def add(
@@ -63,7 +72,12 @@ class MetricsAccumulator:
         self.sum_sq_x += float((x64**2).sum())
         active = c != 0
         self.sum_l0 += float(active.sum())
-        self.fired |= active.any(dim=0).cpu()
+        self.fire_counts += active.sum(dim=0).cpu()
+        self.sum_cos += float(torch.nn.functional.cosine_similarity(x64, xh64, dim=-1).sum())
+
+    def frequencies(self) -> Tensor:
+        """Per feature, the fraction of tokens it fired on (float64 ``[d_sae]``)."""
+        return self.fire_counts.double() / max(self.n_tokens, 1)
 
     def result(self) -> SAEMetrics:
         if self.n_tokens == 0 or self.sum_x is None:
@@ -71,7 +85,7 @@ class MetricsAccumulator:
         n = self.n_tokens
         total_var = self.sum_sq_x - float((self.sum_x**2).sum()) / n
         ev = 1.0 - self.sq_err / total_var if total_var > 0 else float("nan")
-        alive = float(self.fired.float().mean())
+        alive = float((self.fire_counts > 0).float().mean())
         return SAEMetrics(
             n_tokens=n,
             mse=self.sq_err / (n * self.d_in),
@@ -79,4 +93,7 @@ class MetricsAccumulator:
             l0=self.sum_l0 / n,
             dead_fraction=1.0 - alive,
             alive_fraction=alive,
+            fvu=1.0 - ev,
+            dense_fraction=float((self.frequencies() > DENSE_FREQUENCY).double().mean()),
+            cosine=self.sum_cos / n,
         )

@@ -132,8 +132,8 @@ def score_study(
 ) -> list[Path]:
     """MS (full-set and top-N), correlations with ratings + BH, tiers → scores.parquet etc."""
     from vislens.analysis.correlation import read_ratings
-    from vislens.models.embeddings import VisionEncoderEmbeddings, embedding_matrix
     from vislens.analysis.tiers import TierThresholds
+    from vislens.models.embeddings import VisionEncoderEmbeddings, embedding_matrix
     from vislens.sae.scoring import score_features, write_scores
     from vislens.sae.top_items import TOPK_FILE
 
@@ -170,12 +170,16 @@ def train_study(
     layer: int | None = None,
     tokens: str = "all",
     resume: bool = True,
+    buffer_shards: int = 8,
+    stop_after: int | None = None,
     **train_kwargs: object,
 ) -> tuple[BaseSAE, SAEMetrics]:
-    """Train an SAE on the study's stored activations; saved to ``sae/<name>/`` (SAELens format)."""
+    """Train an SAE on the study's stored activations, streamed shard by shard through a
+    shuffle buffer; saved to ``sae/<name>/`` (SAELens format), resumable."""
     from vislens.sae.encode import plan_tokens
     from vislens.sae.registry import build_sae
     from vislens.sae.spec import SAESpec
+    from vislens.sae.stream import ShardStream
     from vislens.sae.train import TrainConfig, train_sae
     from vislens.store.activations import ActivationStore
 
@@ -187,22 +191,14 @@ def train_study(
         SAESpec(d_in=store.info.d_model, d_sae=1, token_scope="cls" if tokens == "cls" else "all")
     )
     plan = plan_tokens(store, probe, tokens)  # type: ignore[arg-type]
-    acts = store.load(layer)
-    if acts.dim() == 2:
-        acts = acts[:, None, :]
-    rows = acts[:, plan.start : plan.stop].reshape(-1, acts.shape[-1]).float()
     cfg = TrainConfig(**train_kwargs)  # type: ignore[arg-type]
+    source = ShardStream(store, layer, start=plan.start, stop=plan.stop, batch_size=cfg.batch_size,
+                         seed=cfg.seed, buffer_shards=buffer_shards)  # fmt: skip
     scope = "cls" if plan.tokens == "cls" else ("patches" if plan.tokens == "patches" else "all")
-    sae, metrics = train_sae(
-        rows,
-        study.sae_dir(name),
-        cfg,
-        hook_layer=layer,
-        model_name=store.info.model,
-        token_scope=scope,
-        resume=resume,
-    )
-    return sae, metrics
+    return train_sae(
+        source, study.sae_dir(name), cfg, hook_layer=layer, model_name=store.info.model,
+        token_scope=scope, resume=resume, stop_after=stop_after,
+    )  # fmt: skip
 
 
 def eval_study(
@@ -233,4 +229,8 @@ def eval_study(
         acc.add(x, x_hat, codes)
     metrics = acc.result()
     write_json_atomic(study.sae_dir(name) / "metrics.json", metrics.as_dict() | {"layer": layer})
+    from vislens.sae.evaluation import EVAL_DIR, write_eval_report
+
+    write_eval_report(metrics, acc.frequencies().numpy(), study.sae_dir(name) / EVAL_DIR,
+                      context={"sae": name, "layer": layer, "tokens": plan.tokens})  # fmt: skip
     return metrics
