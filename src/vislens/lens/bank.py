@@ -29,8 +29,10 @@ import pandas as pd
 import torch
 from jaxtyping import Float
 
+from vislens.engine.ray_data import RayOptions
 from vislens.errors import ConfigError, InputError, ModelError
 from vislens.io import atomic_path, write_json_atomic
+from vislens.lens.bank_engine import batch_states
 from vislens.lens.corpus import corpus_digest
 from vislens.lens.sampling import SamplingRules, plan_bank
 from vislens.lens.textmodel import BankModel, default_layers
@@ -144,10 +146,14 @@ def build_bank(
     shard_captions: int = 512,
     overwrite: bool = False,
     progress: bool = True,
+    engine: str = "local",
+    ray: RayOptions | None = None,
+    model_ref: str | None = None,
 ) -> BankResult:
     """Run ``captions`` through ``model`` and keep, per layer, the states of the tokens the
     sampling rules pick (see ``vislens.lens.sampling``). Resumes a partial build in
-    ``out_dir``; a finished or different one needs ``overwrite``."""
+    ``out_dir``; a finished or different one needs ``overwrite``. ``engine="ray"`` encodes
+    the batches in Ray Data actors that load ``model_ref`` (docs/scale.md); same files."""
     from vislens.progress import make_progress
 
     out_dir = Path(out_dir)
@@ -243,6 +249,10 @@ def build_bank(
     n_todo = sum(len(shards[k]) for k in pending)
     n_tokens = 0
     t0 = time.perf_counter()
+    source = batch_states(
+        model, captions, by_caption, [shards[k] for k in pending], batch_size, layer_ids,
+        engine=engine, ray=ray, model_ref=model_ref,
+    )  # fmt: skip
     with make_progress(disable=None if progress else True) as bar:
         task = bar.add_task("lens bank", total=n_todo)
         for k in pending:
@@ -250,9 +260,7 @@ def build_bank(
             sh = shards[k]
             for b in range(0, len(sh), batch_size):
                 batch = sh[b : b + batch_size]
-                states = encode_captions(
-                    model, [captions[c] for c in batch], [by_caption[c] for c in batch], layer_ids
-                )
+                states = next(source)
                 n_tokens += sum(len(ids[c]) for c in batch)
                 for x in layer_ids:
                     parts[x].append(states[x])
@@ -269,6 +277,7 @@ def build_bank(
                     save_file({n: t.contiguous() for n, t in tensors.items()}, str(tmp))
             manifest["complete"] = sorted([*manifest["complete"], k])
             write_json_atomic(out_dir / MANIFEST, manifest)
+    source.close()
     seconds = time.perf_counter() - t0
     return BankResult(
         out_dir, len(kept), len(shards), len(pending), n_tokens, seconds, _dir_bytes(out_dir)

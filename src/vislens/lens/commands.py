@@ -7,6 +7,13 @@ from typing import Annotated
 
 import typer
 
+from vislens.engine.options import (
+    ActorsOption,
+    EngineOption,
+    GpusPerActorOption,
+    RayAddressOption,
+    ray_options,
+)
 from vislens.errors import InputError
 
 lens_app = typer.Typer(
@@ -61,6 +68,10 @@ def bank_cmd(
     overwrite: Annotated[
         bool, typer.Option("--overwrite", help="Replace an existing bank.")
     ] = False,
+    engine: EngineOption = "local",
+    ray_address: RayAddressOption = None,
+    actors: ActorsOption = None,
+    gpus_per_actor: GpusPerActorOption = None,
 ) -> None:
     """Build the contextual bank (resumable: run it again after a kill)."""
     from vislens.lens.run import build_study_bank
@@ -69,6 +80,7 @@ def bank_cmd(
     r = build_study_bank(
         Study.open(study), corpus, layers=_layers(layers), max_per_token=max_per_token,
         dtype=dtype, text_model=text_model, overwrite=overwrite,
+        engine=engine, ray=ray_options(ray_address, actors, gpus_per_actor),
     )  # fmt: skip
     typer.echo(
         f"bank {r.root}: {r.n_rows} embeddings per layer, {r.n_shards_written}/{r.n_shards} shards "

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
+from vislens.engine.ray_data import RayOptions
 from vislens.errors import ConfigError, InputError
 from vislens.io import atomic_path, write_json_atomic
 from vislens.lens.alignment import alignment_matrix, layer_alignment
@@ -89,6 +90,15 @@ def default_corpus(study: Study) -> Path | None:
     return None
 
 
+def _model_ref(study: Study, text_model: str | None) -> str:
+    """How a Ray actor loads the bank's LM: ``load_bank_model``'s argument."""
+    name = text_model or study.config.model.name_or_path
+    if not name or name in ("toy", "vislens/toy"):
+        return name
+    local = study.resolve(name)
+    return str(local) if local.is_dir() else name
+
+
 def build_study_bank(
     study: Study,
     corpus: Path | None = None,
@@ -100,9 +110,12 @@ def build_study_bank(
     overwrite: bool = False,
     vlm: VLMAdapter | None = None,
     progress: bool = True,
+    engine: str = "local",
+    ray: RayOptions | None = None,
 ) -> BankResult:
     """Build ``lens/bank`` from ``corpus`` with the study's VLM's LLM (or ``text_model``).
-    Overrides are saved to study.toml's ``[lens]`` so it says what was run."""
+    Overrides are saved to study.toml's ``[lens]`` so it says what was run. ``engine="ray"``
+    encodes the caption batches in Ray Data actors (docs/scale.md)."""
     cfg = study.config.lens
     corpus = Path(corpus) if corpus is not None else default_corpus(study)
     if corpus is None:
@@ -129,6 +142,7 @@ def build_study_bank(
         captions, bank_dir(study), model, layers=cfg.contextual_layers or None, rules=rules,
         dtype=cfg.dtype, batch_size=cfg.batch_size, shard_captions=cfg.shard_captions,
         overwrite=overwrite, progress=progress,
+        engine=engine, ray=ray, model_ref=_model_ref(study, text_model),
     )  # fmt: skip
     study.config = study.config.model_copy(update={"lens": cfg})
     study.save()
