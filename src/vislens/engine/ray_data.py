@@ -103,8 +103,12 @@ class _UnitActor:
         # As many threads as the CPUs the actor reserved: it also makes the float rounding
         # of CPU matmuls match a local run with that many threads.
         torch.set_num_threads(n_threads)
-        worker.setup()
         self.worker = worker
+        self.setup_error: VislensError | None = None
+        try:
+            worker.setup()
+        except VislensError as e:  # reported with the first unit, like any user error
+            self.setup_error = e
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         from safetensors.torch import save
@@ -114,6 +118,8 @@ class _UnitActor:
         for i in range(len(batch[UNIT])):
             unit = {k: _plain(batch[k][i]) for k in keys}
             try:
+                if self.setup_error is not None:
+                    raise self.setup_error
                 tensors = {name: t.contiguous() for name, t in self.worker(unit).items()}
             except VislensError as e:
                 # A user's mistake travels back as data: Ray's wrappers would bury it in a
