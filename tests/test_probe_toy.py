@@ -141,3 +141,18 @@ def test_no_attention_asks_only(probed, tmp_path: Path) -> None:  # type: ignore
     stats = world / "probe/reports/stats"
     assert not (stats / "head_rankings.csv").exists()
     assert not list((world / "probe/reports/figs").glob("*.png"))
+
+
+def test_a_study_whose_model_is_the_toy(probed, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    from vislens.data.setup import init_study
+
+    world, _, target = probed
+    study = init_study(tmp_path / "study", images=str(world), model="toy")
+    summary = run_probe(
+        study.root, targets=[target], n_images=4, paraphrases=["p0", "l0"], show_progress=False
+    )
+    assert summary["model"].startswith("toy@")
+    reports = study.root / "probe" / "reports"
+    assert (reports / "summary.json").is_file() and (reports / "per_case.csv").is_file()
+    assert study.judge_cache_path.is_file()
+    assert summary["presence"][target]["overall"]["n"] == 4
