@@ -74,7 +74,7 @@ def model_family(model: str) -> str:
     return "qwen" if "qwen" in model.lower() else "olmo_llama"
 
 
-def _neighbors(g: pd.DataFrame) -> list[dict[str, Any]]:
+def _neighbors(g: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [
         {
             "rank": int(r["rank"]),
@@ -83,7 +83,7 @@ def _neighbors(g: pd.DataFrame) -> list[dict[str, Any]]:
             "source_caption": r["caption"],
             "position": int(r["position"]),
         }
-        for r in records(g.sort_values("rank"))
+        for r in g
     ]
 
 
@@ -126,17 +126,21 @@ def sample_instances(
     out_dir = Path(out_dir)
     pairs = sample_patches(table, n_images=n_images, n_patches=n_patches, seed=seed)
     keyed = table.merge(pairs, on=["image_idx", "patch_idx"])
-    groups = {
-        key: g for key, g in keyed.groupby(["method", "visual_layer", "image_idx", "patch_idx"])
-    }
+    groups: dict[tuple[int, int, int, int] | tuple[Any, ...], list[dict[str, Any]]] = {}
+    # One pass over the sampled rows, sorted, so each patch's list is in rank order.
+    for r in records(
+        keyed.sort_values(["method", "visual_layer", "image_idx", "patch_idx", "rank"])
+    ):
+        k = (r["method"], int(r["visual_layer"]), int(r["image_idx"]), int(r["patch_idx"]))
+        groups.setdefault(k, []).append(r)
     written: dict[str, Path] = {}
 
-    def base(img: int, pidx: int, g: pd.DataFrame) -> dict[str, Any]:
-        first = g.iloc[0]
+    def base(img: int, pidx: int, g: list[dict[str, Any]]) -> dict[str, Any]:
+        first = g[0]
 
         return {
             "instance_id": instance_id(model, img, pidx), "model": model, "image_idx": img,
-            "patch_row": int(first.patch_row), "patch_col": int(first.patch_col),
+            "patch_row": int(first["patch_row"]), "patch_col": int(first["patch_col"]),
         }  # fmt: skip
 
     def where(img: int, folder: Path) -> tuple[str, str]:
@@ -145,15 +149,15 @@ def sample_instances(
         return src, _local_copy(src, img, folder) if copy_images else ""
 
     def legacy(
-        img: int, pidx: int, g: pd.DataFrame, vl: int, method: str, out: Path
+        img: int, pidx: int, g: list[dict[str, Any]], vl: int, method: str, out: Path
     ) -> dict[str, Any]:
-        top = g.sort_values("rank").iloc[0]
+        top = g[0]
         src, local = where(img, out)
         rec = base(img, pidx, g) | {
-            "layer": int(top.contextual_layer), "visual_layer": vl, "image_url": local or src,
+            "layer": int(top["contextual_layer"]), "visual_layer": vl, "image_url": local or src,
             "caption": str(images[img].get("caption", "")), "neighbors": _neighbors(g),
             "image_path": local, "image_source": src,
-            "grid": grid_rows, "item_id": str(top.item_id), "patch_idx": pidx, "method": method,
+            "grid": grid_rows, "item_id": str(top["item_id"]), "patch_idx": pidx, "method": method,
         }  # fmt: skip
         return rec
 
@@ -190,12 +194,12 @@ def sample_instances(
         nested = []
         for img, pidx in pairs.itertuples(index=False):
             per = {vl: groups[("latentlens", vl, img, pidx)] for vl in layers}
-            first = per[vl0].sort_values("rank").iloc[0]
+            first = per[vl0][0]
             src, local = where(img, out_dir)
             nested.append(
                 base(img, pidx, per[vl0])
                 | {
-                    "contextual_layer": int(first.contextual_layer),
+                    "contextual_layer": int(first["contextual_layer"]),
                     "image_url": local or src,
                     "visual_layers": {
                         str(vl): {"neighbors": _neighbors(g)} for vl, g in per.items()
