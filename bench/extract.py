@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -38,10 +39,10 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=384)
     ap.add_argument("--batch-size", type=int, default=32)
     ap.add_argument("--repeats", type=int, default=3)
-    ap.add_argument("--quick", action="store_true", help="96 images, 2 repeats")
+    ap.add_argument("--quick", action="store_true", help="64 images, 1 repeat")
     args = ap.parse_args()
     if args.quick:
-        args.n, args.repeats = 96, 2
+        args.n, args.repeats = 64, 1
 
     work = Path(tempfile.mkdtemp(prefix="vislens-bench-"))
     model_dir = build_tiny_vision(
@@ -108,6 +109,7 @@ def main() -> None:
             note=f"overhead {bare_ips / ips - 1:+.1%}; {args.n} images, batch {args.batch_size}",
         )
     print("goal: overhead under +30%")
+    shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":

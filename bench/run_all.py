@@ -120,6 +120,11 @@ def machine() -> dict[str, str]:
         "cores": f"{n_usable} usable of {n_cpu}",
         "python": platform.python_version(),
     }
+    if hasattr(os, "getloadavg"):
+        # Figures from a busy machine are slower: say how busy it was.
+        info["load average (1, 5, 15 min) at the end"] = ", ".join(
+            f"{x:.1f}" for x in os.getloadavg()
+        )
     try:
         import numpy
         import torch
