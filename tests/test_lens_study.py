@@ -289,3 +289,23 @@ def test_tiny_vlms_end_to_end(tmp_path: Path, builder, size: int, grid: tuple[in
         lt["contextual_layer"].to_numpy().reshape(-1, 5)[:, 0].tolist()
         == layer_of[best.indices[:, 0].numpy()].tolist()
     )
+
+
+def test_faiss_indexes_in_a_run(tmp_path: Path) -> None:
+    pytest.importorskip("faiss")
+    from vislens.lens.run import load_study_vlm
+
+    generate_grid_world(tmp_path / "world", 2, seed=9, show_progress=False)
+    study = _study(tmp_path / "study", tmp_path / "world", "toy")
+    vlm = load_study_vlm(study)
+    build_study_bank(study, vlm=vlm, progress=False)
+    run_neighbors(study, visual_layers=[2], vlm=vlm, methods=("latentlens",), progress=False)
+    scan = pd.read_parquet(study.lens_dir / "neighbors.parquet")
+    run_neighbors(study, index="flat", vlm=vlm, methods=("latentlens",), progress=False)
+    flat = pd.read_parquet(study.lens_dir / "neighbors.parquet")
+    pd.testing.assert_frame_equal(flat.drop(columns="score"), scan.drop(columns="score"))
+    np.testing.assert_allclose(flat["score"], scan["score"], atol=1e-5)
+    r = run_neighbors(study, index="ivf", vlm=vlm, methods=("latentlens",), progress=False)
+    assert set(r.recall_at_k) == {1, 2, 3, 4}
+    assert all(0.0 <= v <= 1.0 for v in r.recall_at_k.values())
+    assert json.loads((study.lens_dir / "run.json").read_text())["index"] == "ivf"
