@@ -147,6 +147,7 @@ def test_view_draws_at_most_the_budget_and_zooming_keeps_the_same_points(
     assert ztotal == len(inside) and set(zoomed.tolist()) <= inside
     assert {int(i) for i in idx if int(i) in inside} <= set(zoomed.tolist())
     z, xc, yc = data.density(mask, (-5, 15), (-5, 15), 10)
+    assert xc.tolist() == yc.tolist() == [-4.0 + 2 * k for k in range(10)]
     assert z.shape == (10, 10) and z.sum() == np.sum(
         points_in_box(data.x, data.y, (-5, 15), (-5, 15))
     )

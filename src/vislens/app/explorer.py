@@ -29,6 +29,20 @@ MAX_FILTER_VALUES = 500
 
 GetData = Callable[[], ExplorerData]
 
+VIEW_JS = """
+function (r) {
+  // Only zooms and resets reach the server; a relayout that moves no axis (autosize,
+  // dragmode, legend clicks) would otherwise race the first draw and win.
+  var nu = window.dash_clientside.no_update;
+  if (!r) { return nu; }
+  var out = {x: null, y: null}, moved = false;
+  if ('xaxis.range[0]' in r) { out.x = [r['xaxis.range[0]'], r['xaxis.range[1]']]; moved = true; }
+  if ('yaxis.range[0]' in r) { out.y = [r['yaxis.range[0]'], r['yaxis.range[1]']]; moved = true; }
+  if (r['xaxis.autorange'] || r['yaxis.autorange']) { moved = true; }
+  return moved ? out : nu;
+}
+"""
+
 SHAPE_JS = """
 function (sel) {
   // Only the drawn shape goes to the server, never the points Plotly attaches to it.
@@ -61,15 +75,17 @@ class _Selections:
             return self._d.get(key or "")
 
 
-def _axis_ranges(relayout: dict[str, Any] | None) -> tuple[Any, Any]:
-    if not relayout:
-        return None, None
-    try:
-        xr = (float(relayout["xaxis.range[0]"]), float(relayout["xaxis.range[1]"]))
-        yr = (float(relayout["yaxis.range[0]"]), float(relayout["yaxis.range[1]"]))
-        return xr, yr
-    except (KeyError, TypeError, ValueError):
-        return None, None
+def _axis_ranges(view: dict[str, Any] | None) -> tuple[Any, Any]:
+    """``(x_range, y_range)`` from the view store (None for an axis showing everything)."""
+
+    def one(r: Any) -> tuple[float, float] | None:
+        try:
+            return (float(r[0]), float(r[1])) if r else None
+        except (TypeError, ValueError, IndexError):
+            return None
+
+    view = view or {}
+    return one(view.get("x")), one(view.get("y"))
 
 
 def selection_indices(data: ExplorerData, shape: dict[str, Any], mask: np.ndarray) -> np.ndarray:
@@ -199,6 +215,7 @@ def layout(data: ExplorerData | None, problem: str = "") -> Any:
                 id="ex-selection",
             ),
             dcc.Store(id="ex-shape"),
+            dcc.Store(id="ex-view"),
             dcc.Store(id="ex-sel"),
         ]
     )
@@ -245,20 +262,17 @@ def register(app: Any, get_data: Callable[[], ExplorerData | None]) -> None:
         Input("ex-color", "value"),
         Input("ex-fvals", "value"),
         Input("ex-search", "value"),
-        Input("ex-graph", "relayoutData"),
+        Input("ex-view", "data"),
         State("ex-fcol", "value"),
     )
-    def _figure(color: Any, fvals: Any, search: Any, relayout: Any, fcol: Any) -> Any:
+    def _figure(color: Any, fvals: Any, search: Any, view: Any, fcol: Any) -> Any:
         from vislens.app.explorer_figure import DENSITY_BINS, build_figure
 
         data = get_data()
         if data is None:
             return dash.no_update, ""
-        zoomed = _axis_ranges(relayout)[0] is not None or (relayout or {}).get("xaxis.autorange")
-        if dash.ctx.triggered_id == "ex-graph" and not zoomed:
-            return dash.no_update, dash.no_update  # a relayout that is not a zoom
         mask = _mask(data, fcol, fvals, search)
-        xr, yr = _axis_ranges(relayout)
+        xr, yr = _axis_ranges(view)
         idx, total = data.view(mask, xr, yr, DEFAULT_BUDGET)
         density = None
         if total > idx.shape[0]:
@@ -310,6 +324,7 @@ def register(app: Any, get_data: Callable[[], ExplorerData | None]) -> None:
         ]
         return src, msg, details, rationale
 
+    app.clientside_callback(VIEW_JS, Output("ex-view", "data"), Input("ex-graph", "relayoutData"))
     app.clientside_callback(SHAPE_JS, Output("ex-shape", "data"), Input("ex-graph", "selectedData"))
 
     @app.callback(
@@ -360,7 +375,7 @@ def register(app: Any, get_data: Callable[[], ExplorerData | None]) -> None:
             cards.append(
                 html.Figure(
                     [
-                        html.Img(src=src, loading="lazy") if src else html.Div("no image"),
+                        html.Img(src=src, alt=label) if src else html.Div("no image"),
                         html.Figcaption(label),
                     ],
                     className="vl-card",

@@ -92,7 +92,7 @@ def build_figure(
                     mode="markers",
                     name=esc(cat, 60),
                     marker={"size": marker_size, "color": PALETTE[k % len(PALETTE)]},
-                    customdata=idx[sel],
+                    customdata=idx[sel].tolist(),  # a typed array never reaches click events
                     hovertext=[t for t, s in zip(text, sel, strict=True) if s],
                     hoverinfo="text",
                 )
@@ -115,7 +115,7 @@ def build_figure(
                 mode="markers",
                 name="points",
                 marker=marker,
-                customdata=idx,
+                customdata=idx.tolist(),
                 hovertext=text,
                 hoverinfo="text",
                 showlegend=False,

@@ -23,6 +23,7 @@ button.vl-on { background: #2a7; color: #fff; border-color: #2a7; }
 .vl-item { padding: 12px; background: #f6f8ff; border-left: 3px solid #4a90e2; margin: 12px 0; white-space: pre-wrap; overflow-wrap: anywhere; }
 .vl-blocked { padding: 10px; background: #fff0f0; border-left: 3px solid #c33; color: #900; }
 .vl-note { padding: 8px 12px; background: #fff8e6; border-left: 3px solid #e0a400; margin: 6px 0; overflow-wrap: anywhere; }
+.vl-note:empty { display: none; }
 .vl-muted { color: var(--muted); font-size: 14px; }
 .vl-controls { display: flex; flex-wrap: wrap; gap: 10px 16px; align-items: center; margin-bottom: 8px; }
 .vl-controls label { display: flex; gap: 6px; align-items: center; font-size: 14px; }

@@ -38,6 +38,7 @@ def project(
             min_dist=min_dist,
             random_state=seed,
             metric="cosine",
+            n_jobs=1,  # a seeded UMAP runs on one thread anyway; say so to silence its warning
         )
         out = reducer.fit_transform(x_nd)
     else:
