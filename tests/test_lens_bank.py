@@ -214,3 +214,14 @@ def test_sigkill_then_resume_is_byte_identical(tmp_path: Path, toy_lm) -> None: 
     assert sorted(got) == sorted(want)
     assert all(got[k] == want[k] for k in want)
     pd.testing.assert_frame_equal(Bank(out).metadata, Bank(ref).metadata)
+
+
+def test_a_tokenizer_without_pad_token_pads_with_eos(tmp_path: Path) -> None:
+    from vislens.lens.textmodel import BankModel
+
+    lm = load_bank_model("toy")
+    lm.tokenizer.pad_token = None
+    model = BankModel(lm.backbone, lm.tokenizer, "toy", lm.n_layers)
+    assert model.tokenizer.pad_token == model.tokenizer.eos_token
+    r = build_bank(toy_captions(4), tmp_path / "b", model, layers=[1], progress=False)
+    assert r.n_rows > 0

@@ -32,6 +32,15 @@ class BankModel:
         self.tokenizer = tokenizer
         self.name = name
         self.n_layers = n_layers
+        if getattr(tokenizer, "pad_token", None) is None:
+            # Many causal LMs ship without a pad token; batching needs one, and padded
+            # positions are masked and never kept, so the EOS token serves.
+            fill = getattr(tokenizer, "eos_token", None) or getattr(tokenizer, "unk_token", None)
+            if fill is None:
+                raise ModelError(
+                    f"{name}: the tokenizer has no pad, eos or unk token to pad batches with"
+                )
+            tokenizer.pad_token = fill
 
     @classmethod
     def from_text_lm(cls, lm: TextLM) -> BankModel:
