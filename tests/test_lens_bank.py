@@ -16,7 +16,7 @@ import pandas as pd
 import pytest
 import torch
 
-from vislens.errors import InputError, ModelError
+from vislens.errors import ConfigError, InputError, ModelError
 from vislens.lens.bank import Bank, build_bank, encode_captions
 from vislens.lens.corpus import read_corpus
 from vislens.lens.sampling import SamplingRules
@@ -149,6 +149,10 @@ def test_bad_input_is_one_clear_error_and_writes_nothing(tmp_path: Path, toy_lm)
         build_bank(["a red circle in row 1"], out, toy_lm, layers=[1, 9], progress=False)
     with pytest.raises(InputError, match="no token"):
         build_bank(["a"], out, toy_lm, progress=False)
+    with pytest.raises(ConfigError, match="engine 'spark'"):
+        build_bank(["a red circle in row 1"], out, toy_lm, engine="spark", progress=False)
+    with pytest.raises(ConfigError, match="--engine ray needs a model"):
+        build_bank(["a red circle in row 1"], out, toy_lm, engine="ray", progress=False)
     assert not out.exists()
 
 

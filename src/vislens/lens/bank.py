@@ -168,6 +168,10 @@ def build_bank(
         raise ModelError(
             f"{model.name}: contextual layers {bad} out of range; this LM has layers 1..{model.n_layers}"
         )
+    # Bad engine settings are an error before anything is written (no batches: no work).
+    batch_states(
+        model, captions, {}, [], batch_size, layer_ids, engine=engine, ray=ray, model_ref=model_ref
+    )
     ids = _tokenize(model, captions)
     tok = model.tokenizer
     vocab_ids = sorted({t for x in ids for t in x})
