@@ -87,7 +87,11 @@ class Objective:
         k = min(self.aux_k, n_dead)
         pre = hidden_pre.masked_fill(~dead, float("-inf"))
         top = torch.topk(pre, k, dim=-1)
-        codes = torch.zeros_like(hidden_pre).scatter(-1, top.indices, torch.relu(top.values))
+        # relu in the forward pass, identity in the backward one: a dead latent's
+        # pre-activations are mostly negative, and a plain relu would give them no
+        # gradient, while raw negative values let them fit the residual with a flipped sign
+        vals = top.values + (torch.relu(top.values) - top.values).detach()
+        codes = torch.zeros_like(hidden_pre).scatter(-1, top.indices, vals)
         approx = codes @ sae.W_dec  # dense: cheaper than gathering [n, k, d_in] decoder rows
         scale = min(n_dead / self.aux_k, 1.0)
         return scale * ((approx - residual) ** 2).sum(-1).mean()

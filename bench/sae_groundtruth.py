@@ -1,0 +1,88 @@
+"""Ground truth decides: per architecture, the best feature's AUROC for each of the toy
+world's 11 colour and shape concepts, among occupied cells (docs/sae.md's table).
+
+Extracts the toy tower's patch tokens of ``--n`` grid-world scenes (seed 0), trains each
+architecture on them and scores it with ``vislens.sae.groundtruth.sae_concept_auroc``.
+
+    python bench/sae_groundtruth.py [--n 200] [--layer 2] [--steps 800] [--arch topk ...]
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+
+import numpy as np
+import torch
+
+from vislens.data.synthetic import COLORS, SHAPES, WorldSpec, sample_scene
+from vislens.models.vision import load_vision_encoder
+from vislens.sae.groundtruth import CellLabels, sae_concept_auroc
+from vislens.sae.train import TrainConfig, train_sae
+
+SETTINGS = {
+    "topk": {"k": 4},
+    "batchtopk": {"k": 4},
+    "jumprelu": {"l0_coefficient": 1e-3},
+    "standard": {"l1_coefficient": 3e-2},
+    "matryoshka": {"k": 4},
+}
+
+
+def toy_patches(n: int, layer: int) -> tuple[np.ndarray, CellLabels]:
+    """``[n, 100, d]`` patch activations of the toy tower at ``layer`` and the cell labels."""
+    enc = load_vision_encoder("toy", device="cpu")
+    spec = WorldSpec()
+    color, shape = np.full((n, 100), -1), np.full((n, 100), -1)
+    images = []
+    for i in range(n):
+        img, objs = sample_scene(spec, 0, i)
+        images.append(img)
+        for o in objs:
+            color[i, o.r * 10 + o.c] = list(COLORS).index(o.color)
+            shape[i, o.r * 10 + o.c] = SHAPES.index(o.shape)
+    pv = enc.preprocess(images)
+    with torch.no_grad():
+        acts = torch.cat(
+            [enc.residual_stream(pv[s : s + 50], [layer])[layer] for s in range(0, n, 50)]
+        )
+    return acts[:, 1:].numpy(), CellLabels(color, shape)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--n", type=int, default=200)
+    ap.add_argument("--layer", type=int, default=2)
+    ap.add_argument("--steps", type=int, default=800)
+    ap.add_argument("--d-sae", type=int, default=384)
+    ap.add_argument("--arch", nargs="*", default=list(SETTINGS))
+    a = ap.parse_args()
+    torch.set_num_threads(1)
+    acts, labels = toy_patches(a.n, a.layer)
+    x = torch.from_numpy(acts.reshape(-1, acts.shape[-1]))
+    print(
+        f"toy tower layer {a.layer}: {x.shape[0]} patch tokens, {int(labels.occupied_nc.sum())} occupied"
+    )
+    rows = []
+    for arch in a.arch:
+        cfg = TrainConfig(architecture=arch, d_sae=a.d_sae, n_steps=a.steps, batch_size=512,  # type: ignore[arg-type]
+                          checkpoint_every=0, **SETTINGS[arch])  # fmt: skip
+        t = time.perf_counter()
+        sae, m = train_sae(x, tempfile.mkdtemp(), cfg)
+        dt = time.perf_counter() - t
+        tab = sae_concept_auroc(sae, acts, labels)
+        rows.append((arch, dt, m, tab))
+        print(f"{arch}: {dt:.1f}s, EV {m.explained_variance:.3f}, L0 {m.l0:.1f}, dead {m.dead_fraction:.1%}, "
+              f"found {int(tab.found.sum())}/11, min {tab.auroc.min():.3f}", flush=True)  # fmt: skip
+    concepts = list(rows[0][3].concept)
+    print("\n| architecture | " + " | ".join(concepts) + " | found | train s | EV | L0 | dead |")
+    print("| --- " * (len(concepts) + 6) + "|")
+    for arch, dt, m, tab in rows:
+        cells = " | ".join(f"{v:.2f}" for v in tab.auroc)
+        print(f"| {arch} | {cells} | {int(tab.found.sum())}/11 | {dt:.0f} | {m.explained_variance:.3f} | "
+              f"{m.l0:.1f} | {m.dead_fraction:.0%} |")  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,68 @@
+"""The toy-world concept scorecard: AUROC among occupied cells, against sklearn's."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.metrics import roc_auc_score
+
+from vislens.errors import InputError
+from vislens.sae.groundtruth import (
+    CONCEPTS,
+    CellLabels,
+    auroc_per_column,
+    concept_auroc,
+    read_cell_labels,
+)
+
+
+def _labels(n: int, cells: int, seed: int = 0) -> CellLabels:
+    rng = np.random.default_rng(seed)
+    occ = rng.random((n, cells)) < 0.4
+    color = np.where(occ, rng.integers(0, 6, (n, cells)), -1)
+    shape = np.where(occ, rng.integers(0, 5, (n, cells)), -1)
+    return CellLabels(color, shape)
+
+
+def test_auroc_equals_sklearn_with_ties():
+    rng = np.random.default_rng(1)
+    scores = np.round(rng.random((300, 7)), 1)  # many ties
+    y = rng.random(300) < 0.3
+    got = auroc_per_column(scores, y)
+    np.testing.assert_allclose(got, [roc_auc_score(y, scores[:, j]) for j in range(7)])
+    assert np.isnan(auroc_per_column(scores, np.zeros(300, bool))).all()
+
+
+def test_planted_detector_is_found_among_occupied_cells_only():
+    lab = _labels(40, 9)
+    rng = np.random.default_rng(2)
+    codes = np.zeros((40, 9, 5))
+    codes[..., 0] = lab.mask("purple") * (1 + rng.random((40, 9)))  # a perfect purple detector
+    codes[..., 1] = lab.occupied_nc * 1.0  # "any object": perfect against empty cells, useless here
+    codes[..., 2] = lab.mask("circle") * 1.0 + (lab.mask("red") & ~lab.mask("circle")) * 2.0
+    tab = concept_auroc(codes, lab).set_index("concept")
+    assert list(tab.index) == list(CONCEPTS)
+    assert tab.loc["purple", "auroc"] == 1.0 and tab.loc["purple", "best_feature"] == 0
+    assert tab.loc["purple", "found"] and tab.loc["purple", "n_cells"] == int(
+        lab.mask("purple").sum()
+    )
+    occ = lab.occupied_nc.reshape(-1)
+    ref = roc_auc_score(lab.mask("circle").reshape(-1)[occ], codes[..., 2].reshape(-1)[occ])
+    assert tab.loc["circle", "auroc"] == pytest.approx(ref) and not tab.loc["circle", "found"]
+    assert tab.loc["blue", "auroc"] <= 0.75  # no blue feature: "any object" scores 0.5 here
+    with pytest.raises(InputError, match="cells"):
+        concept_auroc(codes[:, :4], lab)
+
+
+def test_labels_from_a_grid_world_images_parquet(tmp_path):
+    objs = [[{"shape": "circle", "color": "red", "r": 0, "c": 1}], []]
+    pd.DataFrame(
+        {"item_id": ["a", "b"], "grid": [2, 2], "objects": [json.dumps(o) for o in objs]}
+    ).to_parquet(tmp_path / "images.parquet")
+    lab = read_cell_labels(tmp_path / "images.parquet", ["b", "a"])
+    assert lab.mask("red").tolist() == [[False] * 4, [False, True, False, False]]
+    with pytest.raises(InputError, match="unknown concept"):
+        lab.mask("teal")
