@@ -377,6 +377,5 @@ def register(app: Any, ctx: AppContext) -> None:
 
 def pages() -> list[Page]:
     return [
-        Page("/", "Home", _home, in_nav=False),
         Page("/annotate", "Annotate", _annotate, register),
     ]

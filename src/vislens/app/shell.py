@@ -14,6 +14,7 @@ from urllib.parse import parse_qs
 from vislens.app.context import AppContext
 from vislens.app.pages import _EXTRA_PAGES, Page, extra_pages, register_page
 from vislens.app.style import index_html
+from vislens.errors import VislensError
 
 __all__ = ["_EXTRA_PAGES", "Page", "create_app", "default_pages", "register_page", "serve"]
 
@@ -21,8 +22,9 @@ __all__ = ["_EXTRA_PAGES", "Page", "create_app", "default_pages", "register_page
 def default_pages() -> list[Page]:
     import vislens.app.annotate as annotate
     import vislens.app.explorer_page as explorer_page
+    import vislens.app.study_pages as study_pages
 
-    return [*annotate.pages(), *explorer_page.pages(), *extra_pages()]
+    return [*study_pages.pages(), *explorer_page.pages(), *annotate.pages(), *extra_pages()]
 
 
 # Why a script at all: Dash has no keyboard events, so a key press clicks the button whose
@@ -119,6 +121,7 @@ def create_app(
     checked against it (plus ``allowed_hosts``), and any address beyond loopback makes
     personal token links mandatory."""
     import dash
+    import dash_ag_grid  # noqa: F401 - component libraries must load before the app starts
     from dash import Input, Output, dcc, html
 
     from vislens.app import security
@@ -142,7 +145,7 @@ def create_app(
     app.index_string = INDEX
     nav = html.Nav(
         [html.A("vislens", href="/", style={"fontWeight": "bold"})]
-        + [html.A(p.name, href=p.path) for p in pages if p.in_nav],
+        + [dcc.Link(p.name, href=p.path) for p in pages if p.in_nav and p.path != "/"],
         className="vl-nav",
     )
     app.layout = html.Div(
@@ -155,7 +158,19 @@ def create_app(
         for page in sorted(pages, key=lambda p: -len(p.path)):
             base = page.path.rstrip("/")
             if pathname == page.path or (base and pathname.startswith(base + "/")):
-                return page.layout(ctx, pathname[len(base) :].strip("/"), query)
+                try:
+                    return page.layout(ctx, pathname[len(base) :].strip("/"), query)
+                except Exception as e:  # a broken file must give a message, not a blank page
+                    import logging
+
+                    logging.getLogger("vislens.app").exception("page %s failed", pathname)
+                    msg = str(e) if isinstance(e, VislensError) else f"{type(e).__name__}: {e}"
+                    return html.Div(
+                        [
+                            html.H2("This page could not be drawn"),
+                            html.P(msg[:500], className="vl-note"),
+                        ]
+                    )
         return html.Div([html.H2("Not found"), html.P(f"No page at {pathname}.")])
 
     app.callback(

@@ -39,7 +39,8 @@ table.vl-table { border-collapse: collapse; margin: 8px 0; }
 table.vl-table th, table.vl-table td { border-bottom: 1px solid var(--line); padding: 6px 10px; text-align: left; font-size: 14px; }
 .vl-cards { display: grid; grid-template-columns: repeat(auto-fill, minmax(230px, 1fr)); gap: 12px; }
 .vl-stat { border: 1px solid var(--line); border-radius: 8px; padding: 12px; }
-.vl-stat b { font-size: 20px; display: block; }
+.vl-stat > * { display: block; margin: 3px 0; overflow-wrap: anywhere; }
+.vl-stat b { font-size: 18px; }
 @media (max-width: 800px) { .vl-row { flex-direction: column; } .vl-side { max-width: none; border-left: 0; padding: 0; } }
 """
 
