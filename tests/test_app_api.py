@@ -126,9 +126,7 @@ def test_pages_plug_into_the_shared_navigation(study: Study) -> None:
 
     from vislens.app import pages
 
-    register_page(
-        Page("/hello", "Hello", lambda ctx, sub, q: html.Div(f"hello {sub}", id="x"))
-    )
+    register_page(Page("/hello", "Hello", lambda ctx, sub, q: html.Div(f"hello {sub}", id="x")))
     try:
         app = create_app(study)
     finally:
