@@ -34,6 +34,15 @@ class DemoSettings:
     """SAE dictionary size (4 × the tower's 96 dimensions)."""
     sae_k: int = 8
     """Active SAE features per token."""
+    lens_images: int = 30
+    """Images whose visual tokens LatentLens looks up (the bank uses every caption)."""
+    probe_images: int = 40
+    """Images the visual-search probe asks about, per target."""
+
+    @classmethod
+    def quick(cls, seed: int = 0) -> DemoSettings:
+        """A one-minute look: a small world, a short SAE, few images for LatentLens and the probe."""
+        return cls(n_images=24, seed=seed, sae_steps=300, lens_images=4, probe_images=6)
 
     def as_dict(self) -> dict[str, Any]:
         from dataclasses import asdict
@@ -127,4 +136,78 @@ def sae_scorecard(study: Study) -> dict[str, Any]:
         "n_found_monosemantic": sum(r["ms_band"] == "monosemantic" for r in found),
         "auroc_goal": AUROC_GOAL,
         "dead_fraction": float((scores["status"] == "dead").mean()),
+    }
+
+
+PROBE_TARGETS: tuple[str, ...] = ("red circle", "green square", "blue triangle")
+"""The demo's visual-search targets."""
+
+
+def lens_stage(study: Study, s: DemoSettings) -> dict[str, Any]:
+    """LatentLens bank from the world's captions, neighbours of the first images' tokens,
+    EmbeddingLens/LogitLens beside them, and the rates scored against the truth."""
+    from vislens.lens.run import build_study_bank, load_study_vlm, rates_study, run_neighbors
+
+    vlm = load_study_vlm(study)
+    build_study_bank(study, None, vlm=vlm)
+    run_neighbors(study, vlm=vlm, limit=s.lens_images)
+    rates, _ = rates_study(study, source="truth", n_resamples=200, seed=s.seed)
+    return {"n_images": s.lens_images, "rates": rates.to_dict("records")}
+
+
+def lens_scorecard(lens: dict[str, Any]) -> dict[str, Any]:
+    """Per method and visual layer, the share of object cells whose top-5 names the cell's
+    shape or colour (LatentLens over all contextual layers at once)."""
+    by: dict[str, dict[str, float]] = {}
+    for r in lens["rates"]:
+        if r["cells"] == "object" and int(r["contextual_layer"]) == -1:
+            by.setdefault(r["method"], {})[str(int(r["visual_layer"]))] = round(float(r["rate"]), 4)
+    best = {m: max(v.items(), key=lambda kv: kv[1]) for m, v in by.items()}
+    return {
+        "n_images": lens["n_images"],
+        "rate_by_visual_layer": by,
+        "best": {m: {"visual_layer": int(k), "rate": v} for m, (k, v) in best.items()},
+    }
+
+
+def probe_stage(study: Study, s: DemoSettings) -> dict[str, Any]:
+    from vislens.probe import run_probe
+
+    return run_probe(study.root, model="toy", targets=list(PROBE_TARGETS), n_images=s.probe_images)
+
+
+def probe_scorecard(study: Study, summary: dict[str, Any]) -> dict[str, Any]:
+    """Presence precision/recall, location accuracy, and whether the heads ranked first
+    (TP vs FN) look at the evidence cells (localisation against the truth)."""
+    import pandas as pd
+
+    pres = {t: v["overall"] for t, v in summary["presence"].items()}
+    trained = {t: v["by_paraphrase"].get("p0", {}) for t, v in summary["presence"].items()}
+    loc = {t: v["overall"] for t, v in summary["location"].items()}
+    table = pd.read_csv(study.probe_dir / "reports" / "stats" / "head_localisation.csv")
+    table = table[(table["kind"] == "all") & (table["head"] >= 0)]
+    acc = {
+        (int(layer), int(head)): float(a)
+        for layer, head, a in zip(table["layer"], table["head"], table["accuracy"], strict=True)
+    }
+    top = summary["head_ranking"].get("top", [])[:3]
+    keep = ("precision", "recall", "f1", "n", "n_unparseable")
+    return {
+        "presence_all_paraphrases": {t: {k: v.get(k) for k in keep} for t, v in pres.items()},
+        "presence_trained_phrasing": {t: {k: v.get(k) for k in keep} for t, v in trained.items()},
+        "location": {
+            t: {k: v.get(k) for k in ("accuracy", "accuracy_within_one", "n", "n_unparseable")}
+            for t, v in loc.items()
+        },
+        "head_ranking": summary["head_ranking"].get("message", summary["head_ranking"]["status"]),
+        "top_heads": [
+            {
+                "layer": h["layer"],
+                "head": h["head"],
+                "localisation": acc.get((h["layer"], h["head"])),
+            }
+            for h in top
+        ],
+        "localisation_chance": summary["localisation"].get("chance"),
+        "best_localising_heads": summary["localisation"].get("best_heads", [])[:3],
     }
