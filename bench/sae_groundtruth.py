@@ -13,12 +13,9 @@ import argparse
 import tempfile
 import time
 
-import numpy as np
 import torch
 
-from vislens.data.synthetic import COLORS, SHAPES, WorldSpec, sample_scene
-from vislens.models.vision import load_vision_encoder
-from vislens.sae.groundtruth import CellLabels, sae_concept_auroc
+from vislens.sae.groundtruth import sae_concept_auroc, toy_patch_activations
 from vislens.sae.train import TrainConfig, train_sae
 
 SETTINGS = {
@@ -30,26 +27,6 @@ SETTINGS = {
 }
 
 
-def toy_patches(n: int, layer: int) -> tuple[np.ndarray, CellLabels]:
-    """``[n, 100, d]`` patch activations of the toy tower at ``layer`` and the cell labels."""
-    enc = load_vision_encoder("toy", device="cpu")
-    spec = WorldSpec()
-    color, shape = np.full((n, 100), -1), np.full((n, 100), -1)
-    images = []
-    for i in range(n):
-        img, objs = sample_scene(spec, 0, i)
-        images.append(img)
-        for o in objs:
-            color[i, o.r * 10 + o.c] = list(COLORS).index(o.color)
-            shape[i, o.r * 10 + o.c] = SHAPES.index(o.shape)
-    pv = enc.preprocess(images)
-    with torch.no_grad():
-        acts = torch.cat(
-            [enc.residual_stream(pv[s : s + 50], [layer])[layer] for s in range(0, n, 50)]
-        )
-    return acts[:, 1:].numpy(), CellLabels(color, shape)
-
-
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--n", type=int, default=200)
@@ -59,7 +36,7 @@ def main() -> None:
     ap.add_argument("--arch", nargs="*", default=list(SETTINGS))
     a = ap.parse_args()
     torch.set_num_threads(1)
-    acts, labels = toy_patches(a.n, a.layer)
+    acts, labels = toy_patch_activations(a.n, a.layer)
     x = torch.from_numpy(acts.reshape(-1, acts.shape[-1]))
     print(
         f"toy tower layer {a.layer}: {x.shape[0]} patch tokens, {int(labels.occupied_nc.sum())} occupied"

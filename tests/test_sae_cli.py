@@ -57,7 +57,10 @@ def test_full_pipeline(study_dir):
     assert (s / "sae" / "mine" / "cfg.json").is_file() and (
         s / "sae" / "mine" / "checkpoint" / "optimizer.pt"
     ).is_file()
-    assert "explained variance" in run("sae", "eval", s, "--name", "mine")
+    out = run("sae", "eval", s, "--name", "mine")
+    assert "explained variance" in out and "dense" in out and "cosine" in out
+    assert (s / "sae" / "mine" / "eval" / "eval.json").is_file()
+    assert (s / "sae" / "mine" / "eval" / "feature_frequency.png").is_file()
     run("sae", "encode", s, "--name", "mine")
     run("sae", "topk", s, "--name", "mine", "--k", "5")
     top = pd.read_parquet(s / "sae" / "mine" / "topk.parquet")
@@ -110,6 +113,27 @@ def test_import_converts_to_saelens(study_dir, tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("arch", ["batchtopk", "matryoshka"])
+def test_train_architectures(study_dir, arch):
+    import json
+
+    s = study_dir / "s"
+    run("sae", "train", s, "--name", f"cli-{arch}", "--arch", arch, "--d-sae", "64", "--k", "4", "--steps", "12",
+        "--batch-size", "64", "--aux-k", "8", "--warmup", "2", "--matryoshka-widths", "16,32")  # fmt: skip
+    cfg = json.loads((s / "sae" / f"cli-{arch}" / "cfg.json").read_text())
+    assert cfg["architecture"] == {"batchtopk": "jumprelu", "matryoshka": "topk"}[arch]
+    assert cfg["vislens_training_architecture"] == arch
+
+
+def test_train_refuses_an_unknown_architecture(study_dir):
+    proc = subprocess.run(
+        [sys.executable, "-m", "vislens.cli", "sae", "train", str(study_dir / "s"), "--name", "x", "--arch", "gated"],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    assert proc.returncode == 2 and "--architecture must be one of" in proc.stderr
+    assert proc.stderr.strip().count("\n") == 0
+
+
 def test_user_mistakes_exit_2_with_one_line(study_dir, tmp_path):
     bad = tmp_path / "bad.csv"
     bad.write_text("item_id,a\nnot-an-item,1\n")

@@ -88,6 +88,24 @@ def test_checkpoint_doc(arch):
     assert documented - written <= {"k", "rescale_acts_by_decoder_norm"}  # topk only
 
 
+def test_eval_doc(tmp_path):
+    import json
+
+    import numpy as np
+
+    from vislens.sae.evaluation import write_eval_report
+    from vislens.sae.metrics import SAEMetrics
+
+    m = SAEMetrics(n_tokens=3, mse=0.1, explained_variance=0.9, l0=2.0, dead_fraction=0.5, alive_fraction=0.5,
+                   fvu=0.1, dense_fraction=0.0, cosine=0.9)  # fmt: skip
+    path = write_eval_report(
+        m, np.array([0.0, 0.01]), tmp_path, context={"sae": "s", "layer": 1, "tokens": "all"}
+    )[0]
+    doc = json.loads(path.read_text())
+    assert set(table_keys("sae-eval.md", "## eval.json")) == set(doc)
+    assert set(table_keys("sae-eval.md", "## metrics")) == set(doc["metrics"]) == set(m.as_dict())
+
+
 def test_user_doc_python_example_runs(tmp_path, monkeypatch):
     text = (DOCS.parent / "sae.md").read_text(encoding="utf-8")
     blocks = re.findall(r"```python\n(.*?)```", text, flags=re.S)

@@ -112,3 +112,29 @@ def sae_concept_auroc(
         x = torch.as_tensor(np.asarray(patch_acts_ncd), dtype=torch.float32)
         codes = sae.encode(x).numpy()  # type: ignore[attr-defined]
     return concept_auroc(codes, labels, **kw)  # type: ignore[arg-type]
+
+
+def toy_patch_activations(n: int, layer: int, *, seed: int = 0) -> tuple[np.ndarray, CellLabels]:
+    """Patch activations ``[n, cells, d]`` of the shipped toy tower at ``layer`` on grid-world
+    scenes ``0..n-1`` of ``seed`` (no study needed), with their cell labels."""
+    import torch
+
+    from vislens.data.synthetic import WorldSpec, sample_scene
+    from vislens.models.vision import load_vision_encoder
+
+    enc = load_vision_encoder("toy", device="cpu")
+    spec = WorldSpec()
+    cells = spec.grid * spec.grid
+    color, shape = np.full((n, cells), -1, np.int64), np.full((n, cells), -1, np.int64)
+    images = []
+    for i in range(n):
+        img, objs = sample_scene(spec, seed, i)
+        images.append(img)
+        for o in objs:
+            color[i, o.r * spec.grid + o.c] = list(COLORS).index(o.color)
+            shape[i, o.r * spec.grid + o.c] = SHAPES.index(o.shape)
+    pv = enc.preprocess(images)
+    with torch.no_grad():
+        parts = [enc.residual_stream(pv[s : s + 50], [layer])[layer] for s in range(0, n, 50)]
+    acts = torch.cat(parts)
+    return acts[:, -cells:].numpy(), CellLabels(color, shape)
