@@ -16,7 +16,6 @@ from typer.testing import CliRunner
 
 from vislens.cli import app
 from vislens.demo import DemoSettings, run_demo
-from vislens.demo.scorecard import auroc_columns
 from vislens.store.activations import ActivationStore
 
 QUICK = DemoSettings.quick()
@@ -120,15 +119,3 @@ def test_demo_killed_mid_stage_resumes_to_the_same_scorecard(tmp_path, quick_dem
     resumed = run_demo(tmp_path / "k", settings=QUICK)
     assert [s["reused"] for s in resumed["stages"]][:2] == [True, True]
     assert resumed["scorecard"] == ref
-
-
-def test_auroc_columns_equals_sklearn_with_ties():
-    from sklearn.metrics import roc_auc_score
-
-    rng = np.random.default_rng(0)
-    scores = rng.integers(0, 4, size=(60, 5)).astype(float)  # many ties
-    labels = rng.random(60) < 0.3
-    got = auroc_columns(scores, labels)
-    want = [roc_auc_score(labels, scores[:, j]) for j in range(5)]
-    np.testing.assert_allclose(got, want, rtol=1e-12)
-    assert np.isnan(auroc_columns(scores, np.zeros(60, bool))).all()

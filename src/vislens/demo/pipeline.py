@@ -14,7 +14,7 @@ from typing import Any
 from vislens.study import Study
 
 SAE_NAME = "toy-patches"
-"""The demo's SAE: TopK on the toy tower's last-layer patch tokens."""
+"""The demo's SAE: ReLU + L1 on the toy tower's last-layer patch tokens."""
 
 TOWER_LAYER = 2
 """The toy tower's last block (it has two); one token per grid cell."""
@@ -28,12 +28,13 @@ class DemoSettings:
     """Images in the synthetic world."""
     seed: int = 0
     """World seed, and the seed of every sampling step."""
-    sae_steps: int = 1500
-    """SAE optimiser steps."""
+    sae_steps: int = 800
+    """SAE optimiser steps (batches of 512 patch tokens)."""
     sae_features: int = 384
     """SAE dictionary size (4 × the tower's 96 dimensions)."""
-    sae_k: int = 8
-    """Active SAE features per token."""
+    sae_l1: float = 3e-2
+    """L1 coefficient of the ReLU + L1 SAE, the recipe that finds most toy concepts
+    (docs/sae.md, 'Ground truth')."""
     lens_images: int = 30
     """Images whose visual tokens LatentLens looks up (the bank uses every caption)."""
     probe_images: int = 40
@@ -77,19 +78,27 @@ def extract_tower(study: Study) -> dict[str, Any]:
     return {"n_images": res.n_items, "layers": [1, TOWER_LAYER]}
 
 
+def _item_ids(study: Study) -> list[str]:
+    import pandas as pd
+
+    return pd.read_parquet(study.images_path, columns=["item_id"])["item_id"].astype(str).tolist()
+
+
 def sae_stage(study: Study, s: DemoSettings) -> dict[str, Any]:
     """Train, encode, top-k and score the demo SAE; ratings and MS embeddings from the truth."""
-    from vislens.demo.truth import read_truth, write_ratings, write_scene_embeddings
+    from vislens.demo.truth import write_ratings, write_scene_embeddings
+    from vislens.sae.groundtruth import read_cell_labels
     from vislens.sae.runs import encode_study, score_study, topk_study, train_study
 
-    truth = read_truth(study.images_path)
+    ids = _item_ids(study)
+    labels = read_cell_labels(study.images_path, ids)
     out = study.sae_dir(SAE_NAME)
     out.mkdir(parents=True, exist_ok=True)
-    ratings = write_ratings(truth, out / "truth_ratings.csv")
-    emb = write_scene_embeddings(truth, out / "truth_embeddings.parquet")
+    ratings = write_ratings(labels, ids, out / "truth_ratings.csv")
+    emb = write_scene_embeddings(labels, ids, out / "truth_embeddings.parquet")
     _, metrics = train_study(
-        study, name=SAE_NAME, layer=TOWER_LAYER, tokens="patches", architecture="topk",
-        d_sae=s.sae_features, k=s.sae_k, n_steps=s.sae_steps, batch_size=512, lr=2e-3,
+        study, name=SAE_NAME, layer=TOWER_LAYER, tokens="patches", architecture="standard",
+        d_sae=s.sae_features, l1_coefficient=s.sae_l1, n_steps=s.sae_steps, batch_size=512,
         seed=s.seed,
     )  # fmt: skip
     encode_study(study, name=SAE_NAME, layer=TOWER_LAYER, tokens="patches", overwrite=True)
@@ -98,38 +107,36 @@ def sae_stage(study: Study, s: DemoSettings) -> dict[str, Any]:
     return {"sae": str(out), "metrics": metrics.as_dict()}
 
 
-def sae_codes_by_cell(study: Study) -> Any:
-    """The demo SAE's codes for every image and grid cell: ``[n_images, cells, d_sae]``."""
-    import torch
+def sae_scorecard(study: Study) -> dict[str, Any]:
+    """Best feature per concept (AUROC among occupied cells, vislens.sae.groundtruth) and its
+    MS band."""
+    import pandas as pd
 
     from vislens.sae.encode import plan_tokens
+    from vislens.sae.groundtruth import AUROC_GOAL, read_cell_labels, sae_concept_auroc
     from vislens.sae.runs import load_study_sae
     from vislens.store.activations import ActivationStore
 
     sae = load_study_sae(study, SAE_NAME)
     store = ActivationStore.open(study.activations_dir)
     plan = plan_tokens(store, sae, "patches")
-    acts = store.load(TOWER_LAYER)[:, plan.start : plan.stop].float()
-    with torch.no_grad():
-        return sae.encode(acts).numpy()
-
-
-def sae_scorecard(study: Study) -> dict[str, Any]:
-    """Best feature per concept (AUROC among occupied cells) and its MS band."""
-    import pandas as pd
-
-    from vislens.demo.scorecard import AUROC_GOAL, concept_aurocs
-    from vislens.demo.truth import read_truth
-
-    rows = concept_aurocs(sae_codes_by_cell(study), read_truth(study.images_path))
+    acts = store.load(TOWER_LAYER)[:, plan.start : plan.stop].float().numpy()
+    labels = read_cell_labels(study.images_path, store.item_ids)
+    table = sae_concept_auroc(sae, acts, labels)
     scores = pd.read_parquet(study.sae_dir(SAE_NAME) / "scores.parquet").set_index("feature")
     ms, band = scores["ms"].to_dict(), scores["ms_band"].to_dict()
-    for r in rows:
-        f = r["best_feature"]
-        r["ms"] = float(ms[f]) if f >= 0 else float("nan")
-        r["ms_band"] = str(band[f]) if f >= 0 else "undefined"
+    rows: list[dict[str, Any]] = []
+    for r in table.to_dict("records"):
+        f = int(r["best_feature"])
+        rows.append({
+            "concept": str(r["concept"]), "best_feature": f, "auroc": float(r["auroc"]),
+            "n_cells": int(r["n_cells"]),
+            "ms": float(ms[f]) if f >= 0 else float("nan"),
+            "ms_band": str(band[f]) if f >= 0 else "undefined",
+        })  # fmt: skip
     found = [r for r in rows if r["auroc"] >= AUROC_GOAL]
     return {
+        "architecture": sae.spec.architecture,
         "concepts": rows,
         "n_concepts": len(rows),
         "n_found": len(found),
