@@ -21,7 +21,7 @@ import numpy as np
 from vislens.app.explorer_data import ExplorerData
 from vislens.errors import VislensError
 
-DEFAULT_BUDGET = 50_000
+DEFAULT_BUDGET = 20_000
 """Points drawn at most (bench/explorer.py measured the draw time against this)."""
 PAGE_SIZE = 24
 TABLE_ROWS = 500
