@@ -4,7 +4,7 @@ world's 11 colour and shape concepts, among occupied cells (docs/sae.md's table)
 Extracts the toy tower's patch tokens of ``--n`` grid-world scenes (seed 0), trains each
 architecture on them and scores it with ``vislens.sae.groundtruth.sae_concept_auroc``.
 
-    python bench/sae_groundtruth.py [--n 200] [--layer 2] [--steps 800] [--arch topk ...]
+    python bench/sae_groundtruth.py [--n 200] [--layer 2] [--steps 800] [--arch topk ...] [--set k=16]
 """
 
 from __future__ import annotations
@@ -34,6 +34,8 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=800)
     ap.add_argument("--d-sae", type=int, default=384)
     ap.add_argument("--arch", nargs="*", default=list(SETTINGS))
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                    help="override a TrainConfig field for every architecture, e.g. --set k=16")  # fmt: skip
     a = ap.parse_args()
     torch.set_num_threads(1)
     acts, labels = toy_patch_activations(a.n, a.layer)
@@ -41,10 +43,11 @@ def main() -> None:
     print(
         f"toy tower layer {a.layer}: {x.shape[0]} patch tokens, {int(labels.occupied_nc.sum())} occupied"
     )
+    overrides = {kv.split("=", 1)[0]: eval(kv.split("=", 1)[1], {}) for kv in a.set}
     rows = []
     for arch in a.arch:
         cfg = TrainConfig(architecture=arch, d_sae=a.d_sae, n_steps=a.steps, batch_size=512,  # type: ignore[arg-type]
-                          checkpoint_every=0, **SETTINGS[arch])  # fmt: skip
+                          checkpoint_every=0, **(SETTINGS[arch] | overrides))  # fmt: skip
         t = time.perf_counter()
         sae, m = train_sae(x, tempfile.mkdtemp(), cfg)
         dt = time.perf_counter() - t
