@@ -226,3 +226,10 @@ def test_metrics_equal_direct_definitions():
     with pytest.raises(ValueError):
         MetricsAccumulator(3).result()
     assert np.isfinite(m.l0)
+
+
+def test_bf16_autocast_trains_and_saves_float32(tmp_path):
+    x, _ = planted_data(512, d=8, n_dirs=12, k=2, seed=1)
+    sae, m = train_sae(x, tmp_path / "s", _tiny("topk", precision="bf16"))
+    assert sae.W_enc.dtype == torch.float32 and np.isfinite(m.explained_variance)
+    assert json.loads((tmp_path / "s" / "cfg.json").read_text())["dtype"] == "float32"
