@@ -236,7 +236,11 @@ def create_rating_task_from_sae(
 
     cards = cards_from_sae(study, sae_name, n_images=n_images, features=features)
     src_root = image_source_root(study)
+    # The images come from the study's own image table, not from an input file: their
+    # folders are declared roots, as the study and its image source are.
+    image_dirs = {str(Path(p).resolve().parent) for c in cards for p in c["images"] if not str(p).startswith(("http://", "https://"))}  # fmt: skip
     roots = [str(Path(study.root).resolve())] + ([str(src_root.resolve())] if src_root else [])
+    roots += sorted(image_dirs - set(roots))
     check_item_images(
         "rating", ((c["feature_id"], c) for c in cards), Path(study.root), roots, f"sae/{sae_name}"
     )
