@@ -344,7 +344,7 @@ def _load_resume(path: Path, cfg: ToyTrainConfig) -> dict[str, Any] | None:
 
     if not path.is_file():
         return None
-    state = torch.load(path, map_location="cpu", weights_only=False)
+    state = torch.load(path, map_location="cpu", weights_only=True)
     if json.loads(json.dumps(state["config"])) != json.loads(json.dumps(cfg.to_json())):
         raise InputError(
             f"{path} holds an interrupted toy training run with another configuration; "
