@@ -265,3 +265,25 @@ def test_annotate_and_shell_do_not_import_each_other() -> None:
 
     assert "vislens.app.shell" not in imports(SRC / "app" / "annotate.py")
     assert not any(m.startswith("vislens.app.shell") for m in imports(SRC / "app" / "pages.py"))
+
+
+def test_a_sample_inside_a_study_may_name_the_study_images(tmp_path: Path) -> None:
+    study = make_study(tmp_path / "st")
+    images = tmp_path / "elsewhere" / "images"
+    images.mkdir(parents=True)
+    Image.new("RGB", (8, 8)).save(images / "a.png")
+    study.config.images.source = str(images)
+    study.save()
+    data = study.root / "lens" / "sample" / "instances.json"
+    data.parent.mkdir(parents=True)
+    base = {"patch_row": 0, "patch_col": 0, "grid": 4, "candidates": [["red", "red"]]}
+    data.write_text(json.dumps([{"id": "i0", "image_url": str(images / "a.png"), **base}]))
+    store = AnnotationStore.for_study(study)
+    task = create_patch_task(store, data, name="s")
+    assert str(images.resolve()) in task.settings["image_roots"]
+    outside = tmp_path / "x.png"
+    Image.new("RGB", (8, 8)).save(outside)
+    data.write_text(json.dumps([{"id": "i0", "image_url": str(outside), **base}]))
+    with pytest.raises(InputError, match="outside the allowed folders"):
+        create_patch_task(store, data, name="s2")
+    store.close()

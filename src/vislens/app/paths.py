@@ -118,3 +118,29 @@ def check_item_images(
                     f"{where} (item {item_id}): image {shown!r} {why} — images must be files "
                     f"under {allowed}"
                 )
+
+
+def declared_roots_for_input(source_path: Path) -> list[str]:
+    """The image roots a task made from ``source_path`` declares: the file's folder and,
+    when the file lies inside a study, that study and its image source folder (a LatentLens
+    sample under ``lens/`` names the study's own images)."""
+    folder = Path(source_path).resolve().parent
+    roots = [folder]
+    for parent in [folder, *folder.parents]:
+        if (parent / "study.toml").is_file():
+            from vislens.study import Study
+
+            try:
+                study = Study.open(parent)
+            except Exception:  # an unreadable study.toml declares nothing more
+                break
+            roots.append(parent)
+            src = image_source_root(study)
+            if src is not None:
+                roots.append(src.resolve())
+            break
+    out: list[str] = []
+    for r in roots:
+        if str(r) not in out:
+            out.append(str(r))
+    return out

@@ -87,8 +87,10 @@ def create_patch_task(
 
 
 def _image_roots(source_path: Path) -> list[str]:
-    """The folders a task's images may be served from: the input file's folder."""
-    return [str(Path(source_path).resolve().parent)]
+    """The folders a task's images may be served from (see vislens.app.paths)."""
+    from vislens.app.paths import declared_roots_for_input
+
+    return declared_roots_for_input(source_path)
 
 
 def read_feature_cards(path: Path) -> list[dict[str, Any]]:
