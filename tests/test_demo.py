@@ -119,3 +119,34 @@ def test_demo_killed_mid_stage_resumes_to_the_same_scorecard(tmp_path, quick_dem
     resumed = run_demo(tmp_path / "k", settings=QUICK)
     assert [s["reused"] for s in resumed["stages"]][:2] == [True, True]
     assert resumed["scorecard"] == ref
+
+
+def test_demo_labels_features_with_a_configured_endpoint_and_says_how_when_none(
+    quick_demo, monkeypatch
+):
+    from vislens.demo.judging import ENABLE_LINE, judge_step
+    from vislens.demo.stages import StageRunner
+    from vislens.judge.fake_server import FakeOpenAIServer
+    from vislens.study import Study
+
+    out, summary = quick_demo
+    assert summary["scorecard"]["judge"] == {
+        "skipped": "no judge endpoint configured",
+        "enable": ENABLE_LINE,
+    }
+    study = Study.open(out / "study")
+    answer = '{"label": "red shapes", "description": "red objects", "visual_elements": ["red"]}'
+    with FakeOpenAIServer(lambda body: answer) as server:
+        monkeypatch.setenv("VISLENS_JUDGE_BASE_URL", server.base_url)
+        monkeypatch.setenv("VISLENS_JUDGE_MODEL", "judge-llm")
+        monkeypatch.setenv("OPENAI_API_KEY", "test-key")
+        logged: list[str] = []
+        runner = StageRunner(out / "judge-records", QUICK.as_dict(), log=logged.append)
+        result = judge_step(study, runner, logged.append)
+        n_requests = len(server.received)
+        again = judge_step(study, StageRunner(out / "judge-records", QUICK.as_dict()), print)
+    assert result["model"] == "judge-llm" and n_requests >= 1
+    assert len(server.received) == n_requests  # the recorded stage is reused: no new request
+    assert again == result
+    labels = json.loads((study.sae_dir("toy-patches") / "labels.json").read_text())
+    assert "red shapes" in json.dumps(labels)

@@ -20,6 +20,7 @@ def run_demo(
     """Run the demo into ``out_dir``; returns the summary (also study/reports/demo.json)."""
     import vislens.demo.pipeline as p
     from vislens.demo.explore import map_stage
+    from vislens.demo.judging import judge_step
     from vislens.demo.questions import ask_toy
     from vislens.demo.stages import RECORD_DIR, StageRunner
     from vislens.io import write_json_atomic
@@ -45,6 +46,7 @@ def run_demo(
     probe_keys = (*world_keys, "probe_images")
     probe = runner.run("probe", lambda: p.probe_stage(study, s), depends=probe_keys,
                        stale=[study.probe_dir])  # fmt: skip
+    judge = judge_step(study, runner, say)
     mapped = runner.run("map", lambda: map_stage(study, s.seed), depends=world_keys,
                         stale=[study.map_dir])  # fmt: skip
 
@@ -54,6 +56,7 @@ def run_demo(
         "lens": p.lens_scorecard(lens),
         "probe": p.probe_scorecard(study, probe),
         "map": mapped,
+        "judge": judge,
     }
     write_json_atomic(study.reports_dir / "scorecard.json", scorecard)
     summary: dict[str, Any] = {

@@ -58,15 +58,18 @@ class StageRunner:
         *,
         depends: Sequence[str] | None = None,
         stale: Sequence[Path] = (),
+        extra: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
         """``fn()`` unless the stage is recorded as done with the same settings.
 
         ``depends`` names the settings the stage reads (default: all of them). When the
-        record is from other settings, the ``stale`` paths are removed before the stage
+        record is from other settings (``extra`` adds settings that are not the demo's own),
+        the ``stale`` paths are removed before the stage
         runs again, so nothing of the old run is resumed into the new one; a stage killed
         before its record was written keeps its partial outputs to resume from.
         """
         settings = {k: v for k, v in self.settings.items() if depends is None or k in depends}
+        settings |= extra or {}
         rec = self._load(name)
         if rec is not None and rec.get("settings") == settings:
             self.results.append(StageResult(name, 0.0, True, rec["summary"]))
