@@ -150,3 +150,23 @@ def test_demo_labels_features_with_a_configured_endpoint_and_says_how_when_none(
     assert again == result
     labels = json.loads((study.sae_dir("toy-patches") / "labels.json").read_text())
     assert "red shapes" in json.dumps(labels)
+
+
+def test_scorecard_doc_names_every_key(quick_demo):
+    import re
+    from pathlib import Path
+
+    doc = (Path(__file__).parents[1] / "docs" / "formats" / "demo-scorecard.md").read_text()
+    sections = {"": set()}
+    current = ""
+    for line in doc.splitlines():
+        if line.startswith("## "):
+            m = re.match(r"## `(\w+)`", line)
+            current = m.group(1) if m else ""
+            sections.setdefault(current, set())
+        elif line.startswith("| `"):
+            sections[current].add(line.split("`")[1])
+    card = quick_demo[1]["scorecard"]
+    assert sections[""] == set(card)
+    for part in ("sae", "lens", "probe", "map"):
+        assert sections[part] == set(card[part]), part
