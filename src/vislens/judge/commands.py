@@ -356,6 +356,46 @@ def label_cmd(
     _report(summary.line(), out, summary_path(out))
 
 
+@judge_options(study_option=False)
+def label_score_cmd(
+    study: Annotated[Path, typer.Argument(help="Study directory.")],
+    sae: Annotated[str, typer.Option("--sae", help="SAE name under STUDY/sae/.")],
+    features: Annotated[
+        str | None,
+        typer.Option("--features", help="Comma-separated labelled features (default: all)."),
+    ] = None,
+    n_positive: Annotated[
+        int, typer.Option("--n-positive", help="Held-out top-activating images per feature.")
+    ] = 5,
+    n_negative: Annotated[
+        int, typer.Option("--n-negative", help="Non-activating images per feature.")
+    ] = 5,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of the image sample.")] = 0,
+    *,
+    flags: JudgeFlags,
+) -> None:
+    """Score feature labels (detection): the judge says which held-out activating and
+    non-activating images match each label; writes sae/<name>/label_scores.parquet."""
+    from vislens.judge.tasks.label_score import LABEL_SCORES_FILE, score_labels, select_probes
+    from vislens.study import Study
+
+    s = Study.open(study)
+    feature_list = _int_list(features, "--features") if features else None
+    probes = select_probes(
+        s, sae, n_positive=n_positive, n_negative=n_negative, seed=seed,
+        features=feature_list, limit=flags.limit,
+    )  # fmt: skip
+    cfg, client, judge_cache = flags.setup(s.judge_cache_path, study=study)
+    table, _, summary = score_labels(
+        s, sae, client=client, cfg=cfg, cache=judge_cache, probes=probes, seed=seed
+    )
+    judge_cache.close()
+    out = s.sae_dir(sae) / LABEL_SCORES_FILE
+    ba = table["balanced_accuracy"].mean()
+    typer.echo(f"{len(table)} features scored, mean balanced accuracy {ba:.3f}")
+    _report(summary.line(), out, summary_path(out))
+
+
 @judge_app.command("cache")
 def cache_cmd(
     path: Annotated[Path, typer.Argument(help="A judge-cache.sqlite, or a study directory.")],
@@ -381,6 +421,7 @@ def cache_cmd(
 
 
 def register(app: typer.Typer) -> None:
-    """Add ``vislens judge ...`` and ``vislens label``."""
+    """Add ``vislens judge ...``, ``vislens label`` and ``vislens label-score``."""
     app.add_typer(judge_app, name="judge")
     app.command("label")(label_cmd)
+    app.command("label-score")(label_score_cmd)
