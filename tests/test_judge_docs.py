@@ -25,11 +25,11 @@ def test_documented_commands_exist() -> None:
     from vislens.cli import app
 
     text = DOC.read_text(encoding="utf-8")
-    for cmd in sorted(set(re.findall(r"vislens (judge \w+|label)\b", text))):
+    for cmd in sorted(set(re.findall(r"vislens (judge \w+|label-score|label)\b", text))):
         res = CliRunner().invoke(app, [*cmd.split(), "--help"])
         assert res.exit_code == 0, cmd
     for flag in set(re.findall(r" (--[a-z][a-z-]*)", text)):
         assert any(
             flag in CliRunner().invoke(app, [*c.split(), "--help"]).output
-            for c in ("judge classify", "judge latentlens", "judge images", "label")
+            for c in ("judge classify", "judge latentlens", "judge images", "label", "label-score")
         ), flag

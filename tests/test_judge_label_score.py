@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import pyarrow.parquet as pq
 import pytest
 import torch
 from PIL import Image
@@ -133,6 +134,10 @@ def test_scores_match_hand_computed_metrics(tmp_path: Path, server: FakeOpenAISe
     judged = pd.read_parquet(study.sae_dir("s") / "label_judgements.parquet")
     assert tuple(judged.columns) == JUDGEMENT_COLUMNS and len(judged) == 14
     assert study.judge_cache_path.is_file()
+    meta = pq.read_schema(study.sae_dir("s") / LABEL_SCORES_FILE).metadata
+    assert (
+        meta[b"vislens.task"] == b"label_score" and meta[b"vislens.template"] == b"label_score/v1"
+    )
 
     # A re-run asks nothing new and writes the same scores.
     res = invoke(study, server)
@@ -169,3 +174,17 @@ def test_without_labels_is_one_clear_error(tmp_path: Path) -> None:
     res = CliRunner().invoke(app, ["label-score", str(study.root), "--sae", "s", "--model", "m"])
     assert isinstance(res.exception, InputError)  # the CLI's entry point prints it as one line
     assert "labels.json" in str(res.exception) and "vislens label STUDY" in str(res.exception)
+
+
+def _doc_names(heading: str) -> list[str]:
+    doc = Path(__file__).resolve().parents[1] / "docs" / "formats" / "judge-label-scores.md"
+    section = doc.read_text(encoding="utf-8").split(f"## {heading}\n", 1)[1].split("\n## ", 1)[0]
+    return re.findall(r"^\| `([^`]+)` \|", section, flags=re.MULTILINE)
+
+
+def test_format_doc_names_the_written_fields() -> None:
+    from vislens.judge.tasks.label_score import Detection
+
+    assert _doc_names("`label_scores.parquet`") == list(LABEL_SCORES_COLUMNS)
+    assert _doc_names("`label_judgements.parquet`") == list(JUDGEMENT_COLUMNS)
+    assert _doc_names("Answer") == list(Detection.model_fields)
