@@ -95,6 +95,62 @@ def cell_table(nb: pd.DataFrame, item: str, layer: int, row: int, col: int) -> l
     return [html.P(f"Patch row {row}, column {col} · visual layer {layer}", id="pt-cell"), *blocks]
 
 
+def cell_truth(objects: Any, row: int, col: int) -> str | None:
+    """The toy world's ground truth for cell (row, col) from an ``objects`` value (JSON list
+    of ``{shape, color, r, c}``): ``"ground truth: red circle"`` (several joined by ``;``),
+    ``"empty cell"``, or None when the value is missing or unreadable."""
+    import json
+
+    if objects is None or (isinstance(objects, float) and objects != objects):
+        return None
+    try:
+        objs = json.loads(objects) if isinstance(objects, str) else objects
+    except ValueError:
+        return None
+    if not isinstance(objs, list):
+        return None
+    here = []
+    for o in objs:
+        if not isinstance(o, dict):
+            continue
+        try:
+            if int(o["r"]) == row and int(o["c"]) == col:
+                here.append(f"{o.get('color', '')} {o.get('shape', '')}".strip())
+        except (KeyError, TypeError, ValueError):
+            continue
+    return "ground truth: " + "; ".join(here) if here else "empty cell"
+
+
+def item_objects(ctx: AppContext, item: str) -> Any:
+    """The ``objects`` value of ``item`` in the study's images.parquet; None when the table
+    or its ``objects`` column is absent."""
+    import pyarrow.parquet as pq
+
+    path = Path(ctx.study.root) / "images.parquet"
+    try:
+        if not path.is_file() or "objects" not in pq.ParquetFile(path).schema_arrow.names:
+            return None
+        t = pd.read_parquet(path, columns=["item_id", "objects"])
+    except (OSError, ValueError):
+        return None
+    hit = t.loc[t["item_id"].astype(str) == item, "objects"]
+    return None if hit.empty else hit.iloc[0]
+
+
+def cell_view(
+    ctx: AppContext, nb: pd.DataFrame, item: str, layer: int, row: int, col: int
+) -> list[Any]:
+    """The side panel for one cell: the toy world's ground truth (when images.parquet has
+    ``objects``) above the neighbour tables."""
+    from dash import html
+
+    blocks = cell_table(nb, item, layer, row, col)
+    truth = cell_truth(item_objects(ctx, item), row, col)
+    if truth is not None:
+        blocks.insert(0, html.P(truth, id="pt-truth", className="vl-note"))
+    return blocks
+
+
 def _image_url(ctx: AppContext, item: str) -> str:
     from vislens.app.paths import image_source_root
 
@@ -283,7 +339,7 @@ def _register(app: Any, ctx: AppContext) -> None:
             layer = int(layers[int(layer_i)])
         except (KeyError, TypeError, ValueError, IndexError):
             return dash.no_update
-        return cell_table(nb, str(item), layer, row, col)
+        return cell_view(ctx, nb, str(item), layer, row, col)
 
 
 def pages() -> list[Page]:

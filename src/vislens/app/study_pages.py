@@ -213,6 +213,7 @@ def _labels(run_dir: Path) -> dict[int, str]:
 def _feature_detail(ctx: AppContext, run: str, feat: str, scores: pd.DataFrame) -> Any:
     from dash import dcc, html
 
+    from vislens.app import feature_detail as fd
     from vislens.app.paths import image_source_root
 
     try:
@@ -228,6 +229,32 @@ def _feature_detail(ctx: AppContext, run: str, feat: str, scores: pd.DataFrame) 
     label = _labels(run_dir).get(f, "")
     corr = _read_parquet(run_dir / "correlations.parquet")
     top = _read_parquet(run_dir / "topk.parquet")
+    store = fd.open_codes(run_dir / "codes")
+    if store is not None and 0 <= f < store.info.d_sae:
+        hist: Any = dcc.Graph(
+            id="fd-hist",
+            figure=fd.histogram_figure(fd.feature_item_values(store, f), f),
+            style={"height": "280px"},
+            config={"displayModeBar": False},
+        )
+    else:
+        hist = html.P(
+            f"No code store ({run}/codes) — `vislens sae encode` writes it.",
+            className="vl-muted",
+            id="fd-hist",
+        )
+    cal = fd.read_calibration(run_dir / "calibration.json")
+    ms = float(rec["ms"]) if "ms" in row.columns and pd.notna(rec["ms"]) else float("nan")
+    band: Any = (
+        dcc.Graph(
+            id="fd-band",
+            figure=fd.band_figure(ms, cal),
+            style={"height": "180px"},
+            config={"displayModeBar": False},
+        )
+        if cal is not None
+        else html.P("No calibration.json for this run.", className="vl-muted", id="fd-band")
+    )
     imgs: list[Any] = []
     if top is not None:
         images = _read_parquet(Path(ctx.study.root) / "images.parquet")
@@ -237,8 +264,27 @@ def _feature_detail(ctx: AppContext, run: str, feat: str, scores: pd.DataFrame) 
             else {}
         )
         root = image_source_root(ctx.study)
-        for r in top[top["feature"] == f].sort_values("rank").head(12).to_dict("records"):
+        recs = top[top["feature"] == f].sort_values("rank").head(12).to_dict("records")
+        grids = [
+            fd.patch_grid(store, int(r["item_index"]), f) if store is not None else None
+            for r in recs
+        ]
+        vmax = max((float(g.max()) for g in grids if g is not None), default=0.0) or None
+        for r, g in zip(recs, grids, strict=True):
             path = Path(src.get(str(r["item_id"]), ""))
+            if g is not None and path.is_file():
+                uri = fd.overlay_uri(path, g, vmax)
+                if uri:
+                    imgs.append(
+                        html.Figure(
+                            [
+                                html.Img(src=uri, alt=str(r["item_id"]), className="fd-overlay"),
+                                html.Figcaption(f"{r['item_id']} · {float(r['value']):.3g}"),
+                            ],
+                            className="vl-card",
+                        )
+                    )
+                    continue
             rel = ""
             if root is not None and path.is_absolute():
                 try:
@@ -263,7 +309,11 @@ def _feature_detail(ctx: AppContext, run: str, feat: str, scores: pd.DataFrame) 
                 ["Label: ", html.Span(label or "(none yet — `vislens judge label`)", id="fd-label")]
             ),
             html.Div(fields, className="vl-fields", id="fd-fields"),
-            html.H4("Top images"),
+            html.Div(
+                [html.Div(band, style={"flex": "1"}), html.Div(hist, style={"flex": "1"})],
+                className="vl-row",
+            ),
+            html.H4("Top images (the feature's patch heatmap in red)"),
             html.Div(
                 imgs or [html.P("No top-k table.", className="vl-muted")],
                 className="vl-grid",
@@ -423,20 +473,11 @@ def _register_probe(app: Any, ctx: AppContext) -> None:
         z = _load(str(case or ""))
         if z is None or layer is None or head is None:
             return go.Figure(), ""
-        if rel and "relative" in z:
-            m, title = z["relative"][int(layer)], f"relative attention · layer {layer} (head mean)"
-        else:
-            m, title = (
-                z["attention"][int(layer), int(head)],
-                f"attention · layer {layer} head {head}",
-            )
-        fig = go.Figure(go.Heatmap(z=np.asarray(m, dtype=np.float32), colorscale="Viridis"))
-        fig.update_yaxes(autorange="reversed", scaleanchor="x")
-        fig.update_layout(
-            title={"text": title, "font": {"size": 13}}, margin={"l": 30, "r": 10, "t": 40, "b": 30}
-        )
         cases = pd.read_csv(_probe_dir(ctx) / "per_case.csv", dtype=str, keep_default_na=False)
         rec = cases[cases["case_id"] == case]
+        evidence = str(rec.iloc[0]["evidence"]) if "evidence" in rec and not rec.empty else ""
+        cells = target_cells(evidence, _meta(z), int(z["attention"].shape[-1]))
+        fig = probe_figure(z, int(layer), int(head), bool(rel), cells)
         info = (
             [
                 html.Div([html.B(f"{c}: "), html.Span(str(rec.iloc[0][c]))])
@@ -447,6 +488,89 @@ def _register_probe(app: Any, ctx: AppContext) -> None:
             else []
         )
         return fig, info
+
+
+def _meta(z: dict[str, Any]) -> dict[str, Any]:
+    """The case file's ``meta`` JSON as a dict; {} when absent or unreadable."""
+    import json
+
+    try:
+        m = json.loads(str(z["meta"])) if "meta" in z else {}
+    except ValueError:
+        return {}
+    return m if isinstance(m, dict) else {}
+
+
+def target_cells(
+    evidence: str, meta: dict[str, Any], n_cols: int | None = None
+) -> list[tuple[int, int]]:
+    """The target's ``(row, col)`` cells from per_case.csv's ``evidence`` (a JSON list of
+    flat cells ``r * cols + c``, as the probe writes it; ``[row, col]`` pairs are read
+    too), else from the case file's ``meta["evidence"]``. Columns come from
+    ``meta["grid"] = [rows, cols]``, else ``n_cols`` (the heatmap's width). Malformed
+    entries are skipped; [] when there is no target."""
+    import json
+
+    grid_rc = meta.get("grid")
+    if isinstance(grid_rc, list) and len(grid_rc) == 2 and isinstance(grid_rc[1], int):
+        n_cols = int(grid_rc[1])
+
+    def parse(ev: Any) -> list[tuple[int, int]]:
+        out: list[tuple[int, int]] = []
+        if not isinstance(ev, list):
+            return out
+        for e in ev:
+            if isinstance(e, list) and len(e) == 2 and all(isinstance(v, int) for v in e):
+                out.append((int(e[0]), int(e[1])))
+            elif isinstance(e, int) and not isinstance(e, bool) and e >= 0 and n_cols:
+                out.append(divmod(int(e), int(n_cols)))
+        return out
+
+    try:
+        cells = parse(json.loads(evidence)) if evidence.strip() else []
+    except ValueError:
+        cells = []
+    return cells or parse(meta.get("evidence"))
+
+
+def probe_figure(
+    z: dict[str, Any], layer: int, head: int, relative: bool, cells: list[tuple[int, int]]
+) -> Any:
+    """The heatmap of one case at ``layer``/``head`` (or the layer's relative attention),
+    with each target cell outlined by a rectangle."""
+    import numpy as np
+    import plotly.graph_objects as go
+
+    if relative and "relative" in z:
+        m, title = z["relative"][layer], f"relative attention · layer {layer} (head mean)"
+    else:
+        m, title = z["attention"][layer, head], f"attention · layer {layer} head {head}"
+    m = np.asarray(m, dtype=np.float32)
+    fig = go.Figure(go.Heatmap(z=m, colorscale="Viridis"))
+    n_rows, n_cols = m.shape
+    shapes = [
+        {
+            "type": "rect",
+            "x0": c - 0.5,
+            "x1": c + 0.5,
+            "y0": r - 0.5,
+            "y1": r + 0.5,
+            "line": {"color": "#ff2d55", "width": 3},
+            "fillcolor": "rgba(0,0,0,0)",
+            "name": "target",
+        }
+        for r, c in cells
+        if 0 <= r < n_rows and 0 <= c < n_cols
+    ]
+    if shapes:
+        title += " · target outlined"
+    fig.update_yaxes(autorange="reversed", scaleanchor="x")
+    fig.update_layout(
+        title={"text": title, "font": {"size": 13}},
+        margin={"l": 30, "r": 10, "t": 40, "b": 30},
+        shapes=shapes,
+    )
+    return fig
 
 
 def pages() -> list[Page]:
