@@ -188,3 +188,41 @@ def test_format_doc_names_the_written_fields() -> None:
     assert _doc_names("`label_scores.parquet`") == list(LABEL_SCORES_COLUMNS)
     assert _doc_names("`label_judgements.parquet`") == list(JUDGEMENT_COLUMNS)
     assert _doc_names("Answer") == list(Detection.model_fields)
+
+
+def test_failed_answers_and_no_code_store(tmp_path: Path) -> None:
+    """Without a code store, images outside the top-k are the negatives; an answer that never
+    parses is counted in n_failed and left out of the metrics."""
+    import shutil
+
+    study = make_study(tmp_path / "study")
+    shutil.rmtree(study.sae_dir("s") / "codes")
+
+    def garbled(body: dict[str, Any]) -> str:
+        if label_of(body) == "dark red" and shown_item(body) == 0:
+            return "no idea"  # and again when re-asked
+        return responder(body)
+
+    with FakeOpenAIServer(garbled) as srv:
+        res = CliRunner().invoke(
+            app,
+            ["label-score", str(study.root), "--sae", "s", "--features", "0",
+             "--n-negative", "4", "--model", "m", "--base-url", srv.base_url],
+        )  # fmt: skip
+    assert res.exit_code == 0, res.output
+    row = pd.read_parquet(study.sae_dir("s") / LABEL_SCORES_FILE).iloc[0]
+    assert (row.feature, row.negatives, row.n_failed) == (0, "not_in_topk", 1)
+    assert (row.tp, row.fp, row.tn, row.fn) == (2, 1, 3, 0)
+    assert row.auc == pytest.approx(7 / 8)  # .8 beats all four negatives, .4 beats three
+    judged = pd.read_parquet(study.sae_dir("s") / "label_judgements.parquet")
+    bad = judged[judged["status"] != "ok"]
+    assert list(bad["item_id"]) == ["im0.png"] and bad["matches"].isna().all()
+
+
+def test_unlabelled_feature_is_refused(tmp_path: Path) -> None:
+    study = make_study(tmp_path / "study")
+    res = CliRunner().invoke(
+        app, ["label-score", str(study.root), "--sae", "s", "--features", "0,5", "--model", "m"]
+    )
+    assert isinstance(res.exception, InputError) and "feature(s) 5" in str(res.exception)
+    assert not (study.sae_dir("s") / LABEL_SCORES_FILE).exists()
