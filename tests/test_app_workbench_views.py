@@ -236,3 +236,18 @@ def test_feature_page_has_histogram_band_and_overlays(tmp_path: Path) -> None:
         np.testing.assert_array_equal(pixels(by_alt[f"img{i}"]), np.asarray(want))
         if i == 1:
             np.testing.assert_array_equal(pixels(by_alt["img1"]), np.asarray(thumb))
+
+
+def test_probe_page_opens_on_a_case_with_a_target(tmp_path: Path) -> None:
+    from vislens.app.study_pages import _probe
+
+    root = write_workbench_study(tmp_path)
+    ctx = _ctx(root)
+    assert _by_id(_probe(ctx, "", {}), "pr-case").value == "case0"  # no target anywhere
+    pc = root / "probe" / "reports" / "per_case.csv"
+    cases = pd.read_csv(pc, dtype=str, keep_default_na=False)
+    cases["evidence"] = ["[]", "[5]"]
+    cases.to_csv(pc, index=False)
+    assert _by_id(_probe(ctx, "", {}), "pr-case").value == "case1"
+    cases.drop(columns=["evidence"]).to_csv(pc, index=False)  # an older file: no column
+    assert _by_id(_probe(ctx, "", {}), "pr-case").value == "case0"

@@ -346,6 +346,10 @@ def _probe(ctx: AppContext, sub: str, query: dict[str, str]) -> Any:
         )
     cases = pd.read_csv(rep / "per_case.csv", dtype=str, keep_default_na=False)
     with_attn = [c for c in cases["case_id"] if (rep / "attn_cache" / f"{c}.npz").is_file()]
+    # Open on the first case whose target is in the image, so the outline shows at once.
+    ev = cases["evidence"] if "evidence" in cases.columns else pd.Series("", index=cases.index)
+    has_target = set(cases.loc[~ev.isin(["", "[]"]), "case_id"])
+    first = next((c for c in with_attn if c in has_target), with_attn[0] if with_attn else "")
     parts: list[Any] = [html.H2("Probe")]
     if with_attn:
         parts += [
@@ -356,7 +360,7 @@ def _probe(ctx: AppContext, sub: str, query: dict[str, str]) -> Any:
                             "Case ",
                             dcc.Dropdown(
                                 with_attn,
-                                with_attn[0],
+                                first,
                                 id="pr-case",
                                 clearable=False,
                                 style={"width": "260px"},
