@@ -98,10 +98,10 @@ def server() -> Iterator[FakeOpenAIServer]:
         yield srv
 
 
-def invoke(study: Study, server: FakeOpenAIServer) -> Any:
+def invoke(study: Study, server: FakeOpenAIServer, command: str = "label-score") -> Any:
     return CliRunner().invoke(
         app,
-        ["label-score", str(study.root), "--sae", "s", "--n-negative", "4",
+        [*command.split(), str(study.root), "--sae", "s", "--n-negative", "4",
          "--model", "m", "--base-url", server.base_url],
     )  # fmt: skip
 
@@ -139,8 +139,8 @@ def test_scores_match_hand_computed_metrics(tmp_path: Path, server: FakeOpenAISe
         meta[b"vislens.task"] == b"label_score" and meta[b"vislens.template"] == b"label_score/v1"
     )
 
-    # A re-run asks nothing new and writes the same scores.
-    res = invoke(study, server)
+    # A re-run (through the `label score` spelling) asks nothing new and writes the same scores.
+    res = invoke(study, server, "label score")
     assert res.exit_code == 0, res.output
     assert len(server.received) == n_sent and "0 requests sent, 14 from cache" in res.output
     pd.testing.assert_frame_equal(pd.read_parquet(study.sae_dir("s") / LABEL_SCORES_FILE), table)

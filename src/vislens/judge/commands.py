@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
+from typer.core import TyperCommand
 
 if TYPE_CHECKING:
     from vislens.judge.cache import JudgeCache
@@ -420,8 +421,28 @@ def cache_cmd(
         )
 
 
+class _LabelCommand(TyperCommand):
+    """``vislens label``, which also answers ``vislens label score ...``: a first argument of
+    exactly ``score`` hands the rest to ``label-score``, so ``vislens label STUDY`` keeps
+    its meaning (a study directory named ``score`` is reached as ``./score``)."""
+
+    def make_context(  # typer vendors click, so its Context type is left as Any here
+        self, info_name: str | None, args: list[str], parent: Any = None, **extra: Any
+    ) -> Any:
+        if args and args[0] == "score":
+            score = typer.main.get_command(_score_app)
+            return score.make_context(f"{info_name} score", args[1:], parent=parent, **extra)
+        return super().make_context(info_name, args, parent=parent, **extra)
+
+
+_score_app = typer.Typer()
+_score_app.command("label-score")(label_score_cmd)
+
+
 def register(app: typer.Typer) -> None:
-    """Add ``vislens judge ...``, ``vislens label`` and ``vislens label-score``."""
+    """Add ``vislens judge ...``, ``vislens label`` (and ``label score``) and ``vislens label-score``."""
     app.add_typer(judge_app, name="judge")
-    app.command("label")(label_cmd)
+    app.command(
+        "label", cls=_LabelCommand, epilog="Score the labels: vislens label score STUDY --sae NAME."
+    )(label_cmd)
     app.command("label-score")(label_score_cmd)
