@@ -251,3 +251,21 @@ def test_probe_page_opens_on_a_case_with_a_target(tmp_path: Path) -> None:
     assert _by_id(_probe(ctx, "", {}), "pr-case").value == "case1"
     cases.drop(columns=["evidence"]).to_csv(pc, index=False)  # an older file: no column
     assert _by_id(_probe(ctx, "", {}), "pr-case").value == "case0"
+
+
+def test_probe_heatmap_lies_over_the_case_image(tmp_path: Path) -> None:
+    from vislens.app.study_pages import case_image_url, probe_figure
+
+    root = write_workbench_study(tmp_path)
+    ctx = _ctx(root)
+    src = pd.read_parquet(root / "images.parquet")["source"].astype(str).tolist()
+    want = "/images/" + Path(src[1]).name
+    assert case_image_url(ctx, src[1]) == want  # the path as written
+    assert case_image_url(ctx, "images/" + Path(src[1]).name) == want  # relative to the world
+    assert case_image_url(ctx, "images/nothing.png") == ""
+    att = np.zeros((1, 1, 10, 10), dtype=np.float16)
+    fig = probe_figure({"attention": att}, 0, 0, False, [], want)
+    (img,) = fig.layout.images
+    assert (img.source, img.x, img.y, img.sizex, img.sizey) == (want, -0.5, -0.5, 10, 10)
+    assert fig.data[0].opacity < 1
+    assert not probe_figure({"attention": att}, 0, 0, False, []).layout.images

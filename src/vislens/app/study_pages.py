@@ -481,7 +481,8 @@ def _register_probe(app: Any, ctx: AppContext) -> None:
         rec = cases[cases["case_id"] == case]
         evidence = str(rec.iloc[0]["evidence"]) if "evidence" in rec and not rec.empty else ""
         cells = target_cells(evidence, _meta(z), int(z["attention"].shape[-1]))
-        fig = probe_figure(z, int(layer), int(head), bool(rel), cells)
+        image = str(rec.iloc[0]["image"]) if "image" in rec and not rec.empty else ""
+        fig = probe_figure(z, int(layer), int(head), bool(rel), cells, case_image_url(ctx, image))
         info = (
             [
                 html.Div([html.B(f"{c}: "), html.Span(str(rec.iloc[0][c]))])
@@ -537,11 +538,34 @@ def target_cells(
     return cells or parse(meta.get("evidence"))
 
 
+def case_image_url(ctx: AppContext, image: str) -> str:
+    """The ``/images/`` URL of a case's image (per_case.csv's ``image``, relative to the
+    world's annotations.jsonl), matched to the study's image table by path suffix; ''
+    when it is not there."""
+    from vislens.app.patches import _image_url
+
+    image = str(image).replace("\\", "/").strip("/")
+    t = _read_parquet(Path(ctx.study.root) / "images.parquet")
+    if not image or t is None or "source" not in t.columns:
+        return ""
+    for item, src in zip(t["item_id"].astype(str), t["source"].astype(str), strict=True):
+        s = Path(src).as_posix()
+        if s == image or s.endswith("/" + image):
+            return _image_url(ctx, item)
+    return ""
+
+
 def probe_figure(
-    z: dict[str, Any], layer: int, head: int, relative: bool, cells: list[tuple[int, int]]
+    z: dict[str, Any],
+    layer: int,
+    head: int,
+    relative: bool,
+    cells: list[tuple[int, int]],
+    image_url: str = "",
 ) -> Any:
     """The heatmap of one case at ``layer``/``head`` (or the layer's relative attention),
-    with each target cell outlined by a rectangle."""
+    with each target cell outlined by a rectangle; drawn translucent over the image when
+    ``image_url`` is given."""
     import numpy as np
     import plotly.graph_objects as go
 
@@ -550,8 +574,13 @@ def probe_figure(
     else:
         m, title = z["attention"][layer, head], f"attention · layer {layer} head {head}"
     m = np.asarray(m, dtype=np.float32)
-    fig = go.Figure(go.Heatmap(z=m, colorscale="Viridis"))
+    fig = go.Figure(go.Heatmap(z=m, colorscale="Viridis", opacity=0.6 if image_url else 1.0))
     n_rows, n_cols = m.shape
+    if image_url:
+        fig.add_layout_image(
+            source=image_url, xref="x", yref="y", x=-0.5, y=-0.5, sizex=n_cols, sizey=n_rows,
+            sizing="stretch", layer="below",
+        )  # fmt: skip
     shapes = [
         {
             "type": "rect",
@@ -568,7 +597,8 @@ def probe_figure(
     ]
     if shapes:
         title += " · target outlined"
-    fig.update_yaxes(autorange="reversed", scaleanchor="x")
+    fig.update_xaxes(range=[-0.5, n_cols - 0.5], showgrid=False, zeroline=False)
+    fig.update_yaxes(range=[n_rows - 0.5, -0.5], scaleanchor="x", showgrid=False, zeroline=False)
     fig.update_layout(
         title={"text": title, "font": {"size": 13}},
         margin={"l": 30, "r": 10, "t": 40, "b": 30},
