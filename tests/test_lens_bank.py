@@ -17,8 +17,9 @@ import pytest
 import torch
 
 from vislens.errors import ConfigError, InputError, ModelError
-from vislens.lens.bank import Bank, build_bank, encode_captions
+from vislens.lens.bank import Bank, build_bank
 from vislens.lens.corpus import read_corpus
+from vislens.lens.encode import encode_captions
 from vislens.lens.sampling import SamplingRules
 from vislens.lens.textmodel import default_layers, load_bank_model
 
@@ -171,14 +172,15 @@ KILL_SCRIPT = textwrap.dedent(
     """
     import sys, time
     import vislens.lens.bank as B
+    import vislens.lens.encode as E
     from vislens.lens.textmodel import load_bank_model
     sys.path.insert(0, {tests!r})
     from test_lens_bank import toy_captions
-    real = B.encode_captions
+    real = E.encode_captions
     def slow(*a, **k):
         time.sleep(0.15)
         return real(*a, **k)
-    B.encode_captions = slow
+    E.encode_captions = slow
     B.build_bank(toy_captions(40), {out!r}, load_bank_model("toy"), shard_captions=2, batch_size=1, progress=False)
     """
 )

@@ -7,8 +7,9 @@ One call on a study (the toy with its world's captions as corpus)::
 """
 
 from vislens.lens.alignment import layer_alignment
-from vislens.lens.bank import Bank, BankResult, build_bank, encode_captions
+from vislens.lens.bank import Bank, BankResult, build_bank
 from vislens.lens.corpus import read_corpus
+from vislens.lens.encode import encode_captions
 from vislens.lens.exports import read_export, write_exports
 from vislens.lens.neighbors import METHODS, NEIGHBOR_COLUMNS, LensRunner, SearchSettings
 from vislens.lens.rates import ground_truth_rates, interpretability_rates

@@ -47,7 +47,7 @@ class BankWorker:
             )
 
     def __call__(self, unit: dict[str, Any]) -> dict[str, torch.Tensor]:
-        from vislens.lens.bank import encode_captions
+        from vislens.lens.encode import encode_captions
 
         texts, positions = json.loads(unit["texts"]), json.loads(unit["positions"])
         states = encode_captions(self._model, texts, positions, self.layers)
@@ -72,7 +72,7 @@ def batch_states(
     Checks the engine settings at once; the batches run as the iterator is consumed.
     ``device`` is where Ray actors put the model (``auto``: their GPU if they have one).
     """
-    from vislens.lens.bank import encode_captions
+    from vislens.lens.encode import encode_captions
 
     if engine not in ENGINES:
         raise ConfigError(f"engine '{engine}': choose one of {', '.join(ENGINES)}")

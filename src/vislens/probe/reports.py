@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import numpy as np
 import pandas as pd
@@ -24,8 +24,25 @@ from vislens.probe.scoring import (
 )
 from vislens.probe.stats import MEAN_HEAD, localisation_table, rank_heads
 
-if TYPE_CHECKING:
-    from vislens.probe.runner import ProbeRun
+
+class ProbeRun(Protocol):
+    """What the reports read of a run (``vislens.probe.runner.ProbeRun``); a protocol, so this
+    module and the runner do not import each other."""
+
+    paths: Any
+    cfg: Any
+    cases: list[Any]
+    counts: Any
+    world: Any
+    templates: Any
+    layers: list[int]
+    model_key: str
+    generic_prompt: str
+    show_progress: bool
+    feature_cache: dict[str, Any]
+
+    def attn_path(self, case: Any) -> Path: ...
+
 
 SCHEMA_VERSION = 1
 
