@@ -226,3 +226,27 @@ def test_unlabelled_feature_is_refused(tmp_path: Path) -> None:
     )
     assert isinstance(res.exception, InputError) and "feature(s) 5" in str(res.exception)
     assert not (study.sae_dir("s") / LABEL_SCORES_FILE).exists()
+
+
+def test_groundtruth_check_names_the_right_concept() -> None:
+    """Feature 0 fires on red cells, feature 1 on circles: "red blobs" names feature 0's
+    concept, "blue circles" names feature 1's (circle); "blue things" names neither."""
+    import numpy as np
+
+    from vislens.judge.tasks.label_score import groundtruth_label_check, label_concepts
+    from vislens.sae.groundtruth import CellLabels
+
+    red, blue, circle, square = 0, 2, 0, 1  # indices in COLORS / SHAPES
+    color = np.array([[red, blue, red, -1], [blue, red, -1, blue]])
+    shape = np.array([[circle, circle, square, -1], [square, square, -1, circle]])
+    labels = CellLabels(color, shape)
+    codes = np.zeros((2, 4, 2))
+    codes[..., 0] = (color == red) * 2.0
+    codes[..., 1] = (shape == circle) * 1.0
+    out = groundtruth_label_check(codes, labels, {0: "Red blobs", 1: "blue circles"})
+    assert list(out["best_concept"]) == ["red", "circle"]
+    assert list(out["best_auroc"]) == [1.0, 1.0] and list(out["named"]) == [True, True]
+    assert list(out["label_concepts"][1]) == ["blue", "circle"]
+    wrong = groundtruth_label_check(codes, labels, {0: "blue things", 1: "squares"})
+    assert not wrong["named"].any()
+    assert label_concepts("a cross, not crosses-like crossing") == ["cross"]

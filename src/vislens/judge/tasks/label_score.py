@@ -326,3 +326,55 @@ def with_label_scores(scores: pd.DataFrame, label_scores: pd.DataFrame) -> pd.Da
         columns={"balanced_accuracy": "label_balanced_accuracy", "auc": "label_auc"}
     )
     return scores.merge(cols, on="feature", how="left")
+
+
+GROUNDTRUTH_COLUMNS = ("feature", "label", "best_concept", "best_auroc", "named", "label_concepts")
+
+
+def label_concepts(label: str) -> list[str]:
+    """The toy world's concepts a label names, as whole words (plurals in -s or -es allowed)."""
+    import re
+
+    from vislens.sae.groundtruth import CONCEPTS
+
+    words = set(re.findall(r"[a-z]+", label.lower()))
+    return [c for c in CONCEPTS if words & {c, f"{c}s", f"{c}es"}]
+
+
+def groundtruth_label_check(
+    codes_ncf: np.ndarray, labels: Any, feature_labels: dict[int, str]
+) -> pd.DataFrame:
+    """On the toy world, does each label name its feature's best-matching concept?
+
+    ``codes_ncf``: codes per image, cell and feature (as ``vislens.sae.groundtruth.concept_auroc``);
+    ``labels``: its ``CellLabels``. The best concept of a feature is the one its values
+    detect with the highest AUROC among occupied cells; ``named`` is true when the label's
+    words include it. Words only: a synonym ("crimson") does not count.
+    """
+    from vislens.sae.groundtruth import CONCEPTS, auroc_per_column
+
+    n, c, f = codes_ncf.shape
+    if (n, c) != labels.color_nc.shape:
+        raise InputError(f"codes cover {n} images × {c} cells, labels {labels.color_nc.shape}")
+    occ = labels.occupied_nc.reshape(-1)
+    rows = []
+    for feature, label in feature_labels.items():
+        if not 0 <= feature < f:
+            raise InputError(f"feature {feature} is not in the codes ({f} features)")
+        vals = np.asarray(codes_ncf[:, :, feature], np.float64).reshape(-1, 1)[occ]
+        au = np.array(
+            [auroc_per_column(vals, labels.mask(k).reshape(-1)[occ])[0] for k in CONCEPTS]
+        )
+        best = int(np.nanargmax(au)) if np.isfinite(au).any() else -1
+        named = label_concepts(label)
+        rows.append(
+            {
+                "feature": int(feature),
+                "label": label,
+                "best_concept": CONCEPTS[best] if best >= 0 else "",
+                "best_auroc": float(au[best]) if best >= 0 else math.nan,
+                "named": best >= 0 and CONCEPTS[best] in named,
+                "label_concepts": named,
+            }
+        )
+    return pd.DataFrame(rows, columns=list(GROUNDTRUTH_COLUMNS))
