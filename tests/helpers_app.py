@@ -77,9 +77,14 @@ def write_workbench_study(root: Path) -> Path:
     generate_grid_world(root / "world", 4, 0)
     pngs = sorted((root / "world" / "images").glob("*.png"))
     ids = [f"img{i}" for i in range(len(pngs))]
+    truth = {}  # the world's own objects per image, as images.parquet's `objects` column
+    for line in (root / "world" / "annotations.jsonl").read_text().splitlines():
+        rec = json.loads(line)
+        truth[rec["image"]] = rec["objects"]
     write_image_table(
         pd.DataFrame({"item_id": ids, "source": [str(p) for p in pngs], "width": 280, "height": 280,
-                      "split": "", "shape": ["circle", "square", "circle", "square"]}),
+                      "split": "", "shape": ["circle", "square", "circle", "square"],
+                      "objects": [json.dumps(truth[f"images/{p.name}"]) for p in pngs]}),
         study.images_path,
     )  # fmt: skip
     study.config.images.source = str(root / "world" / "images")
@@ -105,6 +110,8 @@ def write_workbench_study(root: Path) -> Path:
                          "item_id": ids, "value": [4.0, 3.0, 2.0, 1.0]})  # fmt: skip
     assert tuple(topk.columns) == TOPK_COLUMNS
     topk.to_parquet(sae / "topk.parquet")
+    (sae / "calibration.json").write_text(json.dumps({"mean": 0.3, "sd": 0.1, "n_pairs": 10,
+        "moderate": 0.4, "monosemantic": 0.5, "schema_version": 1}))  # fmt: skip
     (sae / "labels.json").write_text(
         json.dumps({"features": [{"feature": 3, "label": "red <b>circles</b>"}]})
     )
@@ -135,7 +142,8 @@ def write_workbench_study(root: Path) -> Path:
         case = f"case{k}"
         rec = {c: "" for c in PER_CASE_COLUMNS}
         rec.update({"case_id": case, "image": str(pngs[k]), "target": "red circle", "kind": "presence",
-                    "question": "Is there a red circle?", "outcome": "TP", "attn_file": f"attn_cache/{case}.npz"})  # fmt: skip
+                    "question": "Is there a red circle?", "outcome": "TP", "attn_file": f"attn_cache/{case}.npz",
+                    "evidence": json.dumps([27])})  # fmt: skip
         cases.append(rec)
         att = rng.random((3, 4, 10, 10)).astype(np.float16)
         np.savez(rep / "attn_cache" / f"{case}.npz", attention=att, generic=att,

@@ -40,6 +40,7 @@ def test_every_page(tmp_path: Path) -> None:
         page.get_by_role("link", name="3", exact=True).click()
         expect(page.locator("#fd-label")).to_have_text("red <b>circles</b>")  # as text
         expect(page.locator("#fd-top img")).to_have_count(4)
+        expect(page.locator("#fd-band .js-plotly-plot")).to_be_visible()  # calibration band
         page.wait_for_function(
             "() => [...document.querySelectorAll('#fd-top img')].every(i => i.naturalWidth > 0)"
         )
@@ -54,6 +55,12 @@ def test_every_page(tmp_path: Path) -> None:
         # Hover the cell in row 2, column 7 (cells are a tenth of the plot each way).
         page.mouse.move(box["x"] + box["width"] * 0.75, box["y"] + box["height"] * 0.25)
         expect(page.locator("#pt-cell")).to_contain_text("row 2, column 7")
+        # The world's truth for img0 (seed 0): a red diamond in (2, 6), nothing in (2, 7).
+        expect(page.locator("#pt-truth")).to_have_text("empty cell")
+        page.mouse.move(box["x"] + box["width"] * 0.65, box["y"] + box["height"] * 0.25)
+        expect(page.locator("#pt-truth")).to_have_text("ground truth: red diamond")
+        page.mouse.move(box["x"] + box["width"] * 0.75, box["y"] + box["height"] * 0.25)
+        expect(page.locator("#pt-truth")).to_have_text("empty cell")
         expect(page.locator("#pt-latentlens .pt-word").first).to_have_text("w271")
         expect(page.locator("#pt-embeddinglens")).to_be_visible()
         expect(page.locator("#pt-logitlens")).to_be_visible()
@@ -70,6 +77,11 @@ def test_every_page(tmp_path: Path) -> None:
         page.wait_for_function(
             "() => document.querySelector('#pr-heat .js-plotly-plot')._fullLayout.title.text.includes('head 1')"
         )
+        # The target's cell (evidence 27: row 2, column 7) is outlined on the heatmap.
+        outline = page.evaluate(
+            "() => document.querySelector('#pr-heat .js-plotly-plot')._fullLayout.shapes.map(s => [s.x0, s.y0])"
+        )
+        assert outline == [[6.5, 1.5]]
         expect(page.locator("#pr-rank .ag-center-cols-container .ag-row")).to_have_count(3)
         page.screenshot(path=str(DOC_IMG / "workbench-probe.png"), full_page=True)
 

@@ -122,13 +122,14 @@ def test_patches_callback_shows_ground_truth_from_image_table(tmp_path: Path) ->
 
     root = write_workbench_study(tmp_path)
     ctx = _ctx(root)
-    assert item_objects(ctx, "img0") is None  # no objects column yet: no line on the page
+    t = pd.read_parquet(root / "images.parquet")
+    t.drop(columns=["objects"]).to_parquet(root / "images.parquet", index=False)
+    assert item_objects(ctx, "img0") is None  # no objects column: no line on the page
     nb = read_neighbors(ctx)
     assert nb is not None
     assert not [
         n for n in _walk(cell_view(ctx, nb, "img0", 1, 2, 7)) if getattr(n, "id", "") == "pt-truth"
     ]
-    t = pd.read_parquet(root / "images.parquet")
     t["objects"] = [json.dumps([{"shape": "circle", "color": "red", "r": 2, "c": 7}])] + ["[]"] * 3
     t.to_parquet(root / "images.parquet", index=False)
 
@@ -203,6 +204,7 @@ def test_feature_page_has_histogram_band_and_overlays(tmp_path: Path) -> None:
     root = write_workbench_study(tmp_path)
     ctx = _ctx(root)
     scores = pd.read_parquet(root / "sae" / "run1" / "scores.parquet")
+    (root / "sae" / "run1" / "calibration.json").unlink()
     before = _feature_detail(ctx, "run1", "3", scores)
     assert "vislens sae encode" in str(_by_id(before, "fd-hist").children)
     assert "No calibration.json" in str(_by_id(before, "fd-band").children)
