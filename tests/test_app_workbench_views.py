@@ -171,6 +171,14 @@ def test_feature_values_and_patch_grid_equal_the_dense_codes(tmp_path: Path) -> 
     assert store is not None
     for f in range(6):
         np.testing.assert_allclose(fd.feature_item_values(store, f), dense[:, :, f].max(1))
+        np.testing.assert_allclose(
+            fd.feature_item_values(store, f, "mean"), dense[:, :, f].mean(1), rtol=1e-6
+        )
+    # ... and equal to the store's own reduce over all features.
+    for reduce in ("max", "mean"):
+        m = store.item_matrix(reduce).toarray()
+        for f in range(6):
+            np.testing.assert_allclose(fd.feature_item_values(store, f, reduce), m[:, f], rtol=1e-6)
     g = fd.patch_grid(store, 2, 3)
     assert g is not None
     np.testing.assert_allclose(g, dense[2, :, 3].reshape(10, 10))
@@ -271,3 +279,21 @@ def test_probe_heatmap_lies_over_the_case_image(tmp_path: Path) -> None:
     assert (img.source, img.x, img.y, img.sizex, img.sizey) == (want, -0.5, -0.5, 10, 10)
     assert fig.data[0].opacity < 1
     assert not probe_figure({"attention": att}, 0, 0, False, []).layout.images
+
+
+def test_feature_values_of_a_cls_store_equal_the_store(tmp_path: Path) -> None:
+    from vislens.app import feature_detail as fd
+    from vislens.store.codes import CodesInfo, CodesWriter, dense_to_csr
+
+    dense = np.array([[[0.0, 1.5, 0.0]], [[2.0, 0.0, 0.0]], [[0.0, 0.25, 0.0]]], np.float32)
+    info = CodesInfo(d_sae=3, n_tokens=1, tokens="cls", has_cls=True, n_prefix_tokens=1,
+                     grid_h=0, grid_w=0, n_items=3, shard_size=2)  # fmt: skip
+    w = CodesWriter(tmp_path / "codes", info, ["a", "b", "c"])
+    w.write_shard(0, torch.arange(2), dense_to_csr(torch.from_numpy(dense[:2, 0])))
+    w.write_shard(1, torch.arange(2, 3), dense_to_csr(torch.from_numpy(dense[2:, 0])))
+    store = fd.open_codes(tmp_path / "codes")
+    m = store.item_matrix().toarray()
+    for f in range(3):
+        np.testing.assert_array_equal(fd.feature_item_values(store, f), dense[:, 0, f])
+        np.testing.assert_array_equal(fd.feature_item_values(store, f), m[:, f])
+    assert fd.patch_grid(store, 0, 1) is None  # no patch tokens: no overlay

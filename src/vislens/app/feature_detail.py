@@ -39,14 +39,38 @@ def open_codes(codes_dir: Path) -> Any:
     return hit
 
 
-def feature_item_values(store: Any, feature: int) -> np.ndarray:
-    """The feature's per-item value (the store's default reduce: CLS token or max over
-    patches) for every item, zeros included; float64 ``[n_items]``."""
+def feature_item_values(store: Any, feature: int, reduce: str | None = None) -> np.ndarray:
+    """The feature's per-item value for every item, zeros included; float64 ``[n_items]``.
+
+    ``reduce`` as the store's ``shard_item_coo`` (default: its CLS token, else the max over
+    patches), computed on this feature's non-zeros only so a page stays quick on a large
+    store."""
+    info = store.info
+    reduce = store._check_reduce(reduce)
+    t, prefix = info.n_tokens, info.n_prefix_tokens
     out = np.zeros(store.n_items, dtype=np.float64)
     for shard in store.iter_shards():
-        items, feats, vals = store.shard_item_coo(shard)
-        keep = (feats == feature).numpy()
-        out[items.numpy()[keep]] = vals.numpy()[keep]
+        hit = (shard.feature == feature).numpy()
+        if not hit.any():
+            continue
+        rows = shard.row_ids().numpy()[hit]
+        vals = shard.value.numpy()[hit].astype(np.float64)
+        local, tok = rows // t, rows % t
+        items = shard.item_index.numpy()
+        if reduce == "cls" or t == 1:
+            keep = tok == 0
+            out[items[local[keep]]] = vals[keep]
+            continue
+        keep = tok >= prefix
+        local, vals = local[keep], vals[keep]
+        n_local = len(items)
+        if reduce == "max":
+            acc = np.full(n_local, -np.inf)
+            np.maximum.at(acc, local, vals)
+            seen = np.bincount(local, minlength=n_local) > 0
+            out[items[seen]] = acc[seen]
+        else:
+            out[items] += np.bincount(local, weights=vals, minlength=n_local) / (t - prefix)
     return out
 
 
