@@ -34,3 +34,13 @@ def register_page(page: Page) -> None:
 
 def extra_pages() -> list[Page]:
     return list(_EXTRA_PAGES)
+
+
+def not_run(what: str, command: str) -> Any:
+    """What a page shows when the stage it reads has not run: the command that makes it."""
+    from dash import html
+
+    return html.P(
+        [f"{what} has not run for this study yet — make it with ", html.Code(command), "."],
+        className="vl-note",
+    )

@@ -242,7 +242,7 @@ def _figure(ctx: AppContext, nb: pd.DataFrame, item: str) -> Any:
 def _layout(ctx: AppContext, sub: str, query: dict[str, str]) -> Any:
     from dash import dcc, html
 
-    from vislens.app.study_pages import not_run
+    from vislens.app.pages import not_run
 
     nb = read_neighbors(ctx)
     if nb is None:

@@ -11,7 +11,7 @@ from urllib.parse import quote
 import pandas as pd
 
 from vislens.app.context import AppContext
-from vislens.app.pages import Page
+from vislens.app.pages import Page, not_run
 
 MAX_ROWS = 5000
 
@@ -30,15 +30,6 @@ def grid(df: pd.DataFrame, id: str, *, height: int = 420, link: str = "") -> Any
         defaultColDef={"sortable": True, "filter": True, "resizable": True, "floatingFilter": True},
         dashGridOptions={"pagination": True, "paginationPageSize": 50, "quickFilterText": ""},
         style={"height": f"{height}px"},
-    )
-
-
-def not_run(what: str, command: str) -> Any:
-    from dash import html
-
-    return html.P(
-        [f"{what} has not run for this study yet — make it with ", html.Code(command), "."],
-        className="vl-note",
     )
 
 
