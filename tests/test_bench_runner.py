@@ -53,7 +53,12 @@ def bench_dir(tmp_path: Path) -> Path:
     return d
 
 
-def test_runner_writes_figures_and_output(bench_dir: Path, tmp_path: Path) -> None:
+def test_runner_writes_figures_and_output(
+    bench_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv(
+        "MAKELEVEL", raising=False
+    )  # `make test` sets it; the header names make then
     runner = _load_runner()
     out = tmp_path / "results.md"
     rc = runner.main(["--bench-dir", str(bench_dir), "--out", str(out), "--timeout", "60"])
