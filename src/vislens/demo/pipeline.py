@@ -35,8 +35,8 @@ class DemoSettings:
     sae_l1: float = 3e-2
     """L1 coefficient of the ReLU + L1 SAE, the recipe that finds most toy concepts
     (docs/sae.md, 'Ground truth')."""
-    lens_images: int = 30
-    """Images whose visual tokens LatentLens looks up (the bank uses every caption)."""
+    lens_images: int = 0
+    """Images whose visual tokens LatentLens looks up, 0 for all (the bank uses every caption)."""
     probe_images: int = 40
     """Images the visual-search probe asks about, per target."""
 
@@ -157,9 +157,9 @@ def lens_stage(study: Study, s: DemoSettings) -> dict[str, Any]:
 
     vlm = load_study_vlm(study)
     build_study_bank(study, None, vlm=vlm)
-    run_neighbors(study, vlm=vlm, limit=s.lens_images)
+    res = run_neighbors(study, vlm=vlm, limit=s.lens_images or None)
     rates, _ = rates_study(study, source="truth", n_resamples=200, seed=s.seed)
-    return {"n_images": s.lens_images, "rates": rates.to_dict("records")}
+    return {"n_images": int(res.n_images), "rates": rates.to_dict("records")}
 
 
 def lens_scorecard(lens: dict[str, Any]) -> dict[str, Any]:

@@ -38,8 +38,10 @@ def run_demo(
     world_keys = ("n_images", "seed")
     extracted = runner.run("extract", lambda: p.extract_tower(study), depends=world_keys)
     questions = runner.run("questions", lambda: ask_toy(world), depends=world_keys)
-    runner.run("sae", lambda: p.sae_stage(study, s), stale=[study.sae_dir(p.SAE_NAME)])
-    sae_card = runner.run("sae_scorecard", lambda: p.sae_scorecard(study))
+    sae_keys = (*world_keys, "sae_steps", "sae_features", "sae_l1")
+    runner.run("sae", lambda: p.sae_stage(study, s), depends=sae_keys,
+               stale=[study.sae_dir(p.SAE_NAME)])  # fmt: skip
+    sae_card = runner.run("sae_scorecard", lambda: p.sae_scorecard(study), depends=sae_keys)
     lens_keys = (*world_keys, "lens_images")
     lens = runner.run("lens", lambda: p.lens_stage(study, s), depends=lens_keys,
                       stale=[study.lens_dir])  # fmt: skip
