@@ -4,6 +4,7 @@ Annotate; and pages whose stage has not run name the command that makes it."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -12,7 +13,13 @@ from helpers_app import write_workbench_study
 from helpers_human import ARTIFACTS, chromium_browser, make_study, running_server
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
-DOC_IMG = Path(__file__).resolve().parents[1] / "docs" / "img"
+# Screenshots are test artifacts; VISLENS_UPDATE_DOC_IMAGES=1 refreshes the README's copies
+# in docs/img (a plain test run never writes into the source tree).
+DOC_IMG = (
+    Path(__file__).resolve().parents[1] / "docs" / "img"
+    if os.environ.get("VISLENS_UPDATE_DOC_IMAGES")
+    else ARTIFACTS
+)
 
 
 def test_every_page(tmp_path: Path) -> None:
