@@ -106,7 +106,12 @@ def main() -> None:
         choices=["FULL", "NORMAL"],
         help="override [annotations] sqlite_synchronous (default NORMAL)",
     )
+    ap.add_argument(
+        "--quick", action="store_true", help="8 annotators × 50 labels: the same figures, smaller"
+    )
     args = ap.parse_args()
+    if args.quick:
+        args.n_annotators, args.n_labels = min(args.n_annotators, 8), min(args.n_labels, 50)
     results = {
         b: run(b, args.n_annotators, args.n_labels, args.sqlite_synchronous)
         for b in args.backends.split(",")

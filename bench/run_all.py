@@ -31,10 +31,7 @@ HERE = Path(__file__).resolve().parent
 ENV = "VISLENS_BENCH_JSONL"  # the same name as _report.ENV (kept importable without bench/ on sys.path)
 TIME_UNITS = {"s": 1.0, "ms": 1e-3}
 # Smaller sizes for benches that have no --quick yet (drop an entry once its bench has one).
-QUICK_ARGS = {
-    "sae_encode": ["--batch", "1024"],
-    "annotate": ["--n-annotators", "8", "--n-labels", "50"],
-}
+QUICK_ARGS: dict[str, list[str]] = {}
 MAX_OUTPUT_LINES = 80
 
 

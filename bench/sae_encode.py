@@ -33,7 +33,10 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=4096)
     ap.add_argument("--d-in", type=int, default=768)
     ap.add_argument("--d-sae", type=int, default=49_152)
+    ap.add_argument("--quick", action="store_true", help="batch 1024: the same figures in seconds")
     args = ap.parse_args()
+    if args.quick:
+        args.batch = min(args.batch, 1024)
     b, d, f = args.batch, args.d_in, args.d_sae
     x = torch.randn(b, d)
     flop = 2.0 * b * d * f

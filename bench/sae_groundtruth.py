@@ -10,6 +10,7 @@ architecture on them and scores it with ``vislens.sae.groundtruth.sae_concept_au
 from __future__ import annotations
 
 import argparse
+import ast
 import tempfile
 import time
 
@@ -36,14 +37,19 @@ def main() -> None:
     ap.add_argument("--arch", nargs="*", default=list(SETTINGS))
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                     help="override a TrainConfig field for every architecture, e.g. --set k=16")  # fmt: skip
+    ap.add_argument(
+        "--quick", action="store_true", help="100 scenes, 300 steps: the same table, smaller"
+    )
     a = ap.parse_args()
+    if a.quick:
+        a.n, a.steps = min(a.n, 100), min(a.steps, 300)
     torch.set_num_threads(1)
     acts, labels = toy_patch_activations(a.n, a.layer)
     x = torch.from_numpy(acts.reshape(-1, acts.shape[-1]))
     print(
         f"toy tower layer {a.layer}: {x.shape[0]} patch tokens, {int(labels.occupied_nc.sum())} occupied"
     )
-    overrides = {kv.split("=", 1)[0]: eval(kv.split("=", 1)[1], {}) for kv in a.set}
+    overrides = {kv.split("=", 1)[0]: ast.literal_eval(kv.split("=", 1)[1]) for kv in a.set}
     rows = []
     for arch in a.arch:
         cfg = TrainConfig(architecture=arch, d_sae=a.d_sae, n_steps=a.steps, batch_size=512,  # type: ignore[arg-type]

@@ -7,6 +7,7 @@ owns data, optimiser, schedule and checkpoints.
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -31,7 +32,7 @@ class StepOut:
     aux: Tensor
 
 
-class Objective:
+class Objective(ABC):
     """Base objective: MSE (+ the subclass's sparsity term) + AuxK when ``aux_k`` > 0."""
 
     name = ""
@@ -57,8 +58,9 @@ class Objective:
             return c.k
         return round(c.k_start + (c.k - c.k_start) * step / c.k_anneal_steps)
 
+    @abstractmethod
     def activate(self, sae: BaseSAE, hidden_pre: Tensor, step: int) -> Tensor:
-        raise NotImplementedError
+        """Codes from pre-activations at training step ``step`` (each objective's own rule)."""
 
     def sparsity(self, sae: BaseSAE, codes: Tensor, hidden_pre: Tensor) -> Tensor:
         return hidden_pre.new_zeros(())
@@ -98,7 +100,8 @@ class Objective:
 
     @torch.no_grad()
     def after_step(self, sae: BaseSAE, codes: Tensor) -> None:
-        """Updates outside the gradient (BatchTopK's threshold)."""
+        """Updates outside the gradient (BatchTopK's threshold); none by default."""
+        return None
 
     def extra_cfg(self) -> dict[str, Any]:
         """Keys recorded in the saved cfg.json for reference."""
