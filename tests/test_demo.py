@@ -11,6 +11,7 @@ import sys
 import time
 
 import numpy as np
+import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
@@ -99,6 +100,8 @@ def test_demo_rerun_reuses_every_stage_and_a_changed_setting_reruns_only_its_sta
     after = _outputs(study_dir)
     kept = {k for k in before if k.startswith(("activations", "images", "lens", "probe"))}
     assert kept and all(before[k] == after[k] for k in kept)
+    # Back to the module's settings (for the tests that share this study): the same card.
+    assert run_demo(out, settings=QUICK)["scorecard"] == summary["scorecard"]
 
 
 @pytest.mark.slow
@@ -135,8 +138,13 @@ def test_demo_labels_features_with_a_configured_endpoint_and_says_how_when_none(
         "enable": ENABLE_LINE,
     }
     study = Study.open(out / "study")
-    answer = '{"label": "red shapes", "description": "red objects", "visual_elements": ["red"]}'
-    with FakeOpenAIServer(lambda body: answer) as server:
+    label = '{"label": "red shapes", "description": "red objects", "visual_elements": ["red"]}'
+    match = '{"matches": true, "confidence": 0.9}'
+
+    def respond(body: dict) -> str:  # the labelling prompt asks for a label; scoring for a match
+        return match if "matches" in json.dumps(body["messages"]) else label
+
+    with FakeOpenAIServer(respond) as server:
         monkeypatch.setenv("VISLENS_JUDGE_BASE_URL", server.base_url)
         monkeypatch.setenv("VISLENS_JUDGE_MODEL", "judge-llm")
         monkeypatch.setenv("OPENAI_API_KEY", "test-key")
@@ -150,6 +158,10 @@ def test_demo_labels_features_with_a_configured_endpoint_and_says_how_when_none(
     assert again == result
     labels = json.loads((study.sae_dir("toy-patches") / "labels.json").read_text())
     assert "red shapes" in json.dumps(labels)
+    # A judge that says every image matches: recall 1, specificity 0, balanced accuracy 0.5.
+    scores = pd.read_parquet(study.sae_dir("toy-patches") / "label_scores.parquet")
+    assert len(scores) >= 1 and result["mean_label_balanced_accuracy"] == 0.5
+    assert set(scores["recall"].dropna()) == {1.0}
 
 
 def test_scorecard_doc_names_every_key(quick_demo):

@@ -1,4 +1,5 @@
-"""The demo's judge step: SAE feature labels from a general LLM/VLM, when one is configured.
+"""The demo's judge step: SAE feature labels from a general LLM/VLM, and each label scored
+by the same judge (detection: which held-out images match it), when one is configured.
 
 The toy VLM answers only questions about its own world, so labelling features needs a
 real model behind an OpenAI-compatible endpoint: ``[judge] base_url`` and ``model`` in the
@@ -37,18 +38,28 @@ def label_stage(study: Study, sae: str, cfg: JudgeConfig) -> dict[str, Any]:
     """Label the SAE's best features with the configured judge (cached in the study)."""
     from vislens.judge.backends import open_cache, open_client
     from vislens.judge.tasks.label import label_features
+    from vislens.judge.tasks.label_score import score_labels
     from vislens.judge.tasks.sae_evidence import load_evidence
 
     evidence = load_evidence(study, sae, tier=None, limit=LABEL_LIMIT)
     cache = open_cache(study.judge_cache_path)
+    client = open_client(cfg)
     try:
         _, summary = label_features(
-            evidence, client=open_client(cfg), cfg=cfg, cache=cache,
+            evidence, client=client, cfg=cfg, cache=cache,
             out_path=study.sae_dir(sae) / "labels.json", sae=sae,
         )  # fmt: skip
+        scores, _, score_summary = score_labels(study, sae, client=client, cfg=cfg, cache=cache)
     finally:
         cache.close()
-    return {"model": cfg.model, "base_url": cfg.base_url, "summary": summary.line()}
+    mean = scores["balanced_accuracy"].mean() if len(scores) else float("nan")
+    return {
+        "model": cfg.model,
+        "base_url": cfg.base_url,
+        "summary": summary.line(),
+        "label_scores": score_summary.line(),
+        "mean_label_balanced_accuracy": None if mean != mean else round(float(mean), 4),
+    }
 
 
 def judge_step(study: Study, runner: Any, say: Any) -> dict[str, Any]:
