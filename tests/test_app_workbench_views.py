@@ -48,7 +48,7 @@ def _by_id(node: object, id: str) -> object:
 
 # -- probe: the target outlined ------------------------------------------------------------
 def test_target_cells_from_flat_evidence_pairs_and_meta() -> None:
-    from vislens.app.study_pages import target_cells
+    from vislens.app.probe_page import target_cells
 
     meta = {"grid": [10, 10], "evidence": [97]}
     assert target_cells("[97, 3]", meta) == [(9, 7), (0, 3)]  # as the probe writes it
@@ -61,7 +61,7 @@ def test_target_cells_from_flat_evidence_pairs_and_meta() -> None:
 
 
 def test_probe_figure_outlines_each_target_cell() -> None:
-    from vislens.app.study_pages import probe_figure
+    from vislens.app.probe_page import probe_figure
 
     att = np.random.default_rng(0).random((2, 3, 4, 5)).astype(np.float16)
     z = {"attention": att, "relative": att.mean(1)}
@@ -82,7 +82,7 @@ def test_probe_heat_callback_reads_evidence_from_per_case(tmp_path: Path) -> Non
     """The page's callback takes the cells from per_case.csv's evidence column."""
     import dash
 
-    from vislens.app.study_pages import _register_probe
+    from vislens.app.probe_page import _register_probe
 
     root = write_workbench_study(tmp_path)
     pc = root / "probe" / "reports" / "per_case.csv"
@@ -249,7 +249,7 @@ def test_feature_page_has_histogram_band_and_overlays(tmp_path: Path) -> None:
 
 
 def test_probe_page_opens_on_a_case_with_a_target(tmp_path: Path) -> None:
-    from vislens.app.study_pages import _probe
+    from vislens.app.probe_page import _probe
 
     root = write_workbench_study(tmp_path)
     ctx = _ctx(root)
@@ -264,7 +264,7 @@ def test_probe_page_opens_on_a_case_with_a_target(tmp_path: Path) -> None:
 
 
 def test_probe_heatmap_lies_over_the_case_image(tmp_path: Path) -> None:
-    from vislens.app.study_pages import case_image_url, probe_figure
+    from vislens.app.probe_page import case_image_url, probe_figure
 
     root = write_workbench_study(tmp_path)
     ctx = _ctx(root)
