@@ -343,17 +343,81 @@ def heatmap_command(
 @sae_app.command("export")
 def export_command(
     study: StudyArg,
-    item: Annotated[str, typer.Option(help="Item id.")],
-    name: NameOpt = None,
-    top_n: Annotated[int, typer.Option(help="Top features listed per token.")] = 20,
-    out: Annotated[
-        Path | None, typer.Option(help="Write the JSON here instead of printing it.")
+    item: Annotated[
+        str | None, typer.Option(help="Item id (--format json: that item's codes).")
     ] = None,
+    name: Annotated[
+        str | None,
+        typer.Option(
+            "--name", "--sae", help="SAE folder under sae/ (default: study.toml's sae.default)."
+        ),
+    ] = None,
+    export_format: Annotated[
+        str,
+        typer.Option(
+            "--format",
+            help="json: one item's codes; neuronpedia: every feature, its top images and labels "
+            "as Neuronpedia export batches under --out (docs/formats/sae-neuronpedia.md).",
+        ),
+    ] = "json",
+    top_n: Annotated[int, typer.Option(help="Top features listed per token (json).")] = 20,
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            help="json: write the JSON here instead of printing it; neuronpedia: the folder."
+        ),
+    ] = None,
+    model_id: Annotated[
+        str | None, typer.Option(help="Neuronpedia modelId (default: from study.toml's model).")
+    ] = None,
+    source_set: Annotated[
+        str | None, typer.Option(help="Neuronpedia source set name (default: the SAE's name).")
+    ] = None,
+    batch_size: Annotated[
+        int, typer.Option(help="Features (and explanations) per batch file (neuronpedia).")
+    ] = 1024,
+    creator_id: Annotated[
+        str | None, typer.Option(help="Neuronpedia user id for creatorId / authorId.")
+    ] = None,
+    vectors: Annotated[
+        bool, typer.Option(help="Include each feature's decoder row (neuronpedia).")
+    ] = False,
+    copy_images: Annotated[
+        bool, typer.Option(help="Copy the top images into the export as PNG (neuronpedia).")
+    ] = False,
+    overwrite: Annotated[
+        bool, typer.Option(help="Replace an existing export of this source (neuronpedia).")
+    ] = False,
 ) -> None:
-    """One item's codes as sparse JSON (seed 001's SAEFeatureResult shape, plus per-patch records)."""
+    """One item's codes as sparse JSON (seed 001's SAEFeatureResult shape, plus per-patch
+    records), or with --format neuronpedia the whole SAE in Neuronpedia's export layout."""
     import json
 
+    from vislens.errors import InputError
     from vislens.io import write_json_atomic
+
+    if export_format == "neuronpedia":
+        from vislens.sae.export_neuronpedia import export_neuronpedia
+
+        if out is None:
+            raise InputError("--format neuronpedia needs --out DIR")
+        if item is not None:
+            raise InputError(
+                "--item is for --format json; --format neuronpedia exports every feature"
+            )
+        res = export_neuronpedia(
+            _study(study), name, out, model_id=model_id, source_set=source_set, batch_size=batch_size,
+            creator_id=creator_id, vectors=vectors, copy_images=copy_images, overwrite=overwrite,
+        )  # fmt: skip
+        typer.echo(
+            f"wrote {res.n_features} features, {res.n_activations} top images and "
+            f"{res.n_explanations} explanations to {res.dir}"
+        )
+        return
+    if export_format != "json":
+        raise InputError(f"--format must be json or neuronpedia (got '{export_format}')")
+    if item is None:
+        raise InputError("--format json needs --item ITEM_ID")
     from vislens.sae.inspect import export_item
     from vislens.sae.runs import open_codes
 
