@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from helpers_human import REPO, write_export, write_latentlens_files, write_seed002_pair
+from vislens.human.comments import COMMENT_COLUMNS
 from vislens.human.compare import CORRELATION_KEYS, SEED002_METRIC_KEYS
 from vislens.human.latentlens import EVALUATION_KEYS, LLM_RESULT_KEYS, RESULT_KEYS
 from vislens.human.seed002 import HUMAN_LABEL_KEYS
@@ -35,10 +36,15 @@ def table_names(text: str, heading: str) -> list[str]:
 
 def test_annotation_db_doc_matches_tables() -> None:
     text = (DOCS / "formats" / "annotations-db.md").read_text()
+    names = [t.name for t in Base.metadata.sorted_tables]
+    assert "annotation_comments" in names  # imported above: its table is documented too
     for table in Base.metadata.sorted_tables:
         assert table_names(text, f"### `{table.name}`") == [c.name for c in table.columns], (
             table.name
         )
+    listed = re.search(r"comments.csv` \(Python:.*?\) writes .*?: (.*?)\.\n", text, re.S)
+    assert listed is not None
+    assert tuple(re.findall(r"`([^`]+)`", listed.group(1))) == COMMENT_COLUMNS
 
 
 def test_format_docs_match_code() -> None:

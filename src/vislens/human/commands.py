@@ -284,6 +284,25 @@ def export_events(
     typer.echo(f"wrote {len(rows)} events to {out}")
 
 
+@export_app.command("comments")
+def export_comments(
+    study: StudyArg,
+    task: TaskArg,
+    out: Annotated[Path, typer.Option("-o", "--out", help="CSV to write.")],
+) -> None:
+    """Write the annotators' current comments on a task's items as CSV."""
+    from vislens.errors import InputError
+    from vislens.human.comments import comments_table
+    from vislens.io import atomic_path
+
+    table = comments_table(_store(study), task)
+    if table.empty:
+        raise InputError(f"task {task!r} has no comments yet — nothing to export")
+    with atomic_path(out) as tmp:
+        table.to_csv(tmp, index=False)
+    typer.echo(f"wrote {len(table)} comments to {out}")
+
+
 human_app.add_typer(task_app, name="task")
 human_app.add_typer(annotator_app, name="annotator")
 human_app.add_typer(import_app, name="import")

@@ -20,6 +20,28 @@ RELATIONS = ("concrete", "abstract", "global")
 RATING_ANSWERS = ("yes", "partly", "no")
 RATING_QUESTIONS = ("coherent", "label")
 
+INSTRUCTIONS = {
+    "binary": (
+        "Read the feature description and answer the question for it alone: Related or "
+        "Not related.",
+        "Judge the description as written; do not guess what the model meant.",
+        "Unsure or the description is empty or broken? Skip it, and say why in the comment.",
+    ),
+    "patch": (
+        "Look at the red box on the image and in the zoomed crop beside it.",
+        "Mark every candidate word that fits what is inside the box: concrete (the thing "
+        "itself), abstract (a property or idea it shows) or global (the whole image rather "
+        "than the box).",
+        "If no word fits, choose None of these; when you have marked the words, press Next.",
+    ),
+    "rating": (
+        "Look at the feature's top images (a heatmap shows where it fires) and its label.",
+        "Coherent: do the images share one recognisable thing? Label: does the label name it?",
+        "Answer yes, partly or no to both questions; the item is done when both are answered.",
+    ),
+}
+"""What each kind's annotation page says before the first item, one sentence a line."""
+
 MODE_QUESTIONS = {
     "alignment": "Is this feature related to AI alignment, safety, or ethical behavior?",
     "formatting": "Is this feature related to text formatting, structure, or presentation?",
@@ -41,6 +63,11 @@ class Kind(ABC):
     @abstractmethod
     def validate(self, value: Any, item: dict[str, Any], where: str) -> Any:
         """The value in canonical form, or an InputError naming ``where``."""
+
+    @property
+    def instructions(self) -> tuple[str, ...]:
+        """What the annotator is told to do, one sentence a line (see ``INSTRUCTIONS``)."""
+        return INSTRUCTIONS.get(self.name, ())
 
     def is_done(self, value: Any) -> bool:
         """Whether the item counts as annotated (for progress "n / N")."""
