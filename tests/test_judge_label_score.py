@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 import pytest
@@ -250,3 +251,233 @@ def test_groundtruth_check_names_the_right_concept() -> None:
     wrong = groundtruth_label_check(codes, labels, {0: "blue things", 1: "squares"})
     assert not wrong["named"].any()
     assert label_concepts("a cross, not crosses-like crossing") == ["cross"]
+
+
+# -- fuzzing: a red box on the top patch or on a decoy patch of the same image -------------
+
+
+def box_cell(body: dict[str, Any]) -> tuple[int, int]:
+    """Grid cell (2×2) of the red box drawn on the shown image."""
+    from vislens.judge.tasks.label_fuzz import BOX_RGB
+
+    user = next(m for m in body["messages"] if m["role"] == "user")
+    [image] = message_images(user)
+    px = np.asarray(image)
+    ys, xs = np.nonzero((px == BOX_RGB).all(axis=2))
+    assert len(ys), "no box drawn"
+    half = image.size[0] // 2
+    return int(ys.min()) // half, int(xs.min()) // half
+
+
+def fuzz_responder(body: dict[str, Any]) -> str:
+    """Feature 0 fires on cell (0, 0) of its images. "dark red": says yes to boxes there,
+    except on image 2 (0.4); image 0's decoy gets 0.5. "bright red": yes to everything."""
+    user = next(m for m in body["messages"] if m["role"] == "user")
+    i = int(message_images(user)[0].getpixel((56, 56))[0]) // STEP  # a cell centre: no box there
+    on_top = box_cell(body) == (0, 0)
+    if label_of(body) == "dark red":
+        if on_top:
+            return json.dumps({"matches": i != 2, "confidence": 0.4 if i == 2 else 0.9})
+        return json.dumps({"matches": False, "confidence": 0.5 if i == 0 else 0.2})
+    return json.dumps({"matches": True, "confidence": 0.6})
+
+
+def test_fuzzing_scores_match_hand_computed_metrics(tmp_path: Path) -> None:
+    from vislens.judge.tasks.label_fuzz import (
+        FUZZ_JUDGEMENT_COLUMNS,
+        FUZZ_JUDGEMENTS_FILE,
+        FUZZ_SCORES_FILE,
+    )
+
+    study = make_study(tmp_path / "study")
+    with FakeOpenAIServer(responder) as srv:
+        assert invoke(study, srv).exit_code == 0
+    detection = (study.sae_dir("s") / LABEL_SCORES_FILE).read_bytes()
+    with FakeOpenAIServer(fuzz_responder) as srv:
+        res = invoke(study, srv, "label score --scorer fuzzing")
+        assert res.exit_code == 0, res.output
+        assert "2 features scored by fuzzing" in res.output
+        # each held-out image twice: boxed on its top patch (0, 0) and on a decoy
+        seen = sorted(
+            (label_of(b), shown_item_boxed(b), box_cell(b) == (0, 0)) for b in srv.received
+        )
+        assert seen == sorted(
+            (label, i, top) for label, items in (("dark red", (0, 1, 2)), ("bright red", (4, 5, 6)))
+            for i in items for top in (True, False)
+        )  # fmt: skip
+        n_sent = len(srv.received)
+        assert n_sent == 12
+    # detection's outputs are left as they were
+    assert (study.sae_dir("s") / LABEL_SCORES_FILE).read_bytes() == detection
+    table = pd.read_parquet(study.sae_dir("s") / FUZZ_SCORES_FILE)
+    assert tuple(table.columns) == LABEL_SCORES_COLUMNS
+    f0, f1 = table.set_index("feature").loc[0], table.set_index("feature").loc[1]
+    # "dark red": true boxes on 0, 1 yes, on 2 no; decoys all no → TP 2, FN 1, TN 3, FP 0.
+    assert (f0.tp, f0.fp, f0.tn, f0.fn) == (2, 0, 3, 1)
+    assert f0.balanced_accuracy == pytest.approx((2 / 3 + 1) / 2)
+    assert (f0.precision, f0.recall) == (1.0, pytest.approx(2 / 3))
+    # confidences: true .9 .9 .4 against decoys .5 .2 .2 → (3 + 3 + 2) / 9
+    assert f0.auc == pytest.approx(8 / 9)
+    # "bright red" says yes to every box: chance.
+    assert (f1.tp, f1.fp, f1.balanced_accuracy, f1.auc) == (3, 3, 0.5, 0.5)
+    assert set(table["negatives"]) == {"decoy_patch"}
+    judged = pd.read_parquet(study.sae_dir("s") / FUZZ_JUDGEMENTS_FILE)
+    assert tuple(judged.columns) == FUZZ_JUDGEMENT_COLUMNS and len(judged) == 12
+    top = judged[judged["activating"]]
+    decoys = judged[~judged["activating"]]
+    assert (
+        (top["patch_row"] == 0).all() and (top["patch_col"] == 0).all() and (top["value"] > 0).all()
+    )
+    assert ((decoys["patch_row"] + decoys["patch_col"]) > 0).all() and (decoys["value"] == 0).all()
+    meta = pq.read_schema(study.sae_dir("s") / FUZZ_SCORES_FILE).metadata
+    assert meta[b"vislens.task"] == b"label_fuzz" and meta[b"vislens.template"] == b"label_fuzz/v1"
+    # a re-run is served from the cache
+    with FakeOpenAIServer(fuzz_responder) as srv:
+        res = invoke(study, srv, "label-score --scorer fuzzing")
+        assert res.exit_code == 0 and srv.received == [] and "12 from cache" in res.output
+
+
+def shown_item_boxed(body: dict[str, Any]) -> int:
+    user = next(m for m in body["messages"] if m["role"] == "user")
+    return int(message_images(user)[0].getpixel((56, 56))[0]) // STEP
+
+
+def test_fuzzing_needs_patch_codes(tmp_path: Path) -> None:
+    import shutil
+
+    study = make_study(tmp_path / "study")
+    res = CliRunner().invoke(
+        app, ["label-score", str(study.root), "--sae", "s", "--scorer", "fuzz", "--model", "m"]
+    )
+    assert isinstance(res.exception, InputError) and "detection or fuzzing" in str(res.exception)
+    codes_dir = study.sae_dir("s") / "codes"
+    manifest = json.loads((codes_dir / "manifest.json").read_text())
+    (codes_dir / "manifest.json").write_text(json.dumps(manifest | {"grid_h": 1, "grid_w": 1, "tokens": "mean", "n_tokens": 1}))  # fmt: skip
+    res = CliRunner().invoke(
+        app, ["label-score", str(study.root), "--sae", "s", "--scorer", "fuzzing", "--model", "m"]
+    )
+    assert isinstance(res.exception, InputError)
+    assert "'mean'" in str(res.exception) and "--tokens all" in str(res.exception)
+    shutil.rmtree(codes_dir)
+    res = CliRunner().invoke(
+        app, ["label-score", str(study.root), "--sae", "s", "--scorer", "fuzzing", "--model", "m"]
+    )
+    assert isinstance(res.exception, InputError) and "vislens sae encode" in str(res.exception)
+    assert not (study.sae_dir("s") / "label_scores_fuzzing.parquet").exists()
+
+
+def test_fuzzing_format_doc_names_the_written_fields() -> None:
+    from vislens.judge.tasks.label_fuzz import FUZZ_JUDGEMENT_COLUMNS
+
+    assert _doc_names("`label_judgements_fuzzing.parquet`") == list(FUZZ_JUDGEMENT_COLUMNS)
+
+
+# -- the toy world: a judge that answers by ground truth ---------------------------------
+
+
+def toy_study(root: Path) -> tuple[Study, Any]:
+    """A grid world of 16 images whose SAE has a red-cell feature (0) and a circle-cell
+    feature (1), each labelled from its 2 strongest images."""
+    from vislens.data.setup import init_study
+    from vislens.data.synthetic import generate_grid_world
+    from vislens.sae.groundtruth import read_cell_labels
+
+    generate_grid_world(root / "w", 16, seed=1, show_progress=False)
+    study = init_study(root / "s", images=str(root / "w"))
+    ids = pd.read_parquet(study.images_path)["item_id"].astype(str).tolist()
+    cells = read_cell_labels(study.images_path, ids)
+    n, c = cells.color_nc.shape
+    codes = np.zeros((n, c, 2), np.float32)
+    codes[..., 0] = cells.mask("red") * (1.0 + 0.01 * np.arange(c))
+    codes[..., 1] = cells.mask("circle") * (2.0 + 0.01 * np.arange(c))
+    grid = math.isqrt(c)
+    info = CodesInfo(d_sae=2, n_tokens=c, tokens="patches", has_cls=False, n_prefix_tokens=0,
+                     grid_h=grid, grid_w=grid, n_items=n, shard_size=n, sae="s")  # fmt: skip
+    codes_dir = study.sae_dir("s") / "codes"
+    CodesWriter(codes_dir, info, ids).write_shard(
+        0, torch.arange(n), dense_to_csr(torch.from_numpy(codes.reshape(n * c, 2)))
+    )
+    write_top_items(
+        top_items(CodesStore.open(codes_dir), k=7, reduce="max"), study.sae_dir("s") / TOPK_FILE,
+        k=7, reduce="max",
+    )  # fmt: skip
+    feats = [{"feature": 0, "label": "red shapes", "description": "", "n_images": 2},
+             {"feature": 1, "label": "circles", "description": "", "n_images": 2}]  # fmt: skip
+    doc = {"schema_version": 1, "task": "label_feature", "template": "label_feature/v1",
+           "model": "m", "sae": "s", "features": feats, "failures": []}  # fmt: skip
+    (study.sae_dir("s") / "labels.json").write_text(json.dumps(doc))
+    return study, cells
+
+
+def ground_truth_judge(study: Study, cells: Any) -> Any:
+    """A responder that finds the shown image among the study's images (ignoring a box),
+    reads the concepts there — the whole image, or the boxed cell — from the world's
+    ground truth, and says yes when the label names one of them."""
+    from vislens.data.sources import load_image
+    from vislens.data.synthetic import COLORS, SHAPES
+    from vislens.data.table import read_records
+    from vislens.judge.tasks.label_score import TILE, label_concepts
+
+    recs = read_records(study.images_path)
+    tiles = np.stack([np.asarray(load_image(r).convert("RGB").resize((TILE, TILE))) for r in recs])
+    grid = math.isqrt(cells.color_nc.shape[1])
+
+    colors = list(COLORS)  # name → RGB
+
+    def concepts(item: int, cell: int | None) -> set[str]:
+        which = range(cells.color_nc.shape[1]) if cell is None else [cell]
+        return {colors[cells.color_nc[item, k]] for k in which if cells.color_nc[item, k] >= 0} | {
+            SHAPES[cells.shape_nc[item, k]] for k in which if cells.shape_nc[item, k] >= 0
+        }
+
+    def respond(body: dict[str, Any]) -> str:
+        user = next(m for m in body["messages"] if m["role"] == "user")
+        px = np.asarray(message_images(user)[0].convert("RGB"))
+        diff = (tiles != px).any(axis=3)  # [items, h, w]
+        item = int(diff.sum(axis=(1, 2)).argmin())
+        cell = None
+        if "red box" in last_user_text(body):
+            ys, xs = np.nonzero(diff[item])
+            step = TILE / grid  # the box's corner is at round(cell * step)
+            cell = int(ys.min() / step + 0.5) * grid + int(xs.min() / step + 0.5)
+        named = set(label_concepts(label_of(body))) & concepts(item, cell)
+        return json.dumps({"matches": bool(named), "confidence": 0.9 if named else 0.1})
+
+    return respond
+
+
+@pytest.mark.parametrize("scorer", ["detection", "fuzzing"])
+def test_toy_world_right_label_outscores_wrong(tmp_path: Path, scorer: str) -> None:
+    """With a judge that answers from the world's ground truth, "red shapes" scores higher
+    than "blue shapes" on the red feature and "circles" higher than "squares" on the
+    circle feature — and the ground-truth check agrees about which label names the concept."""
+    import dataclasses
+
+    from vislens.judge.openai_client import OpenAIJudge
+    from vislens.judge.tasks.label_fuzz import score_labels_fuzzing, select_boxed_probes
+    from vislens.judge.tasks.label_score import groundtruth_label_check, score_labels, select_probes
+
+    study, cells = toy_study(tmp_path)
+    if scorer == "fuzzing":
+        probes = select_boxed_probes(study, "s", n_positive=4)
+        run = score_labels_fuzzing
+    else:
+        probes = select_probes(study, "s", n_positive=4, n_negative=4)
+        run = score_labels  # type: ignore[assignment]
+    wrong = {0: "blue shapes", 1: "squares"}
+    with FakeOpenAIServer(ground_truth_judge(study, cells)) as srv:
+        client = OpenAIJudge("m", base_url=srv.base_url)
+        right_t, _, _ = run(study, "s", client=client, probes=probes, write=False)
+        wrong_probes = [dataclasses.replace(fp, label=wrong[fp.feature]) for fp in probes]
+        wrong_t, _, _ = run(study, "s", client=client, probes=wrong_probes, write=False)
+    right_t, wrong_t = right_t.set_index("feature"), wrong_t.set_index("feature")
+    assert (right_t["n_positive"] == 4).all() and (right_t["n_negative"] == 4).all()
+    assert (right_t["balanced_accuracy"] == 1.0).all() and (right_t["auc"] == 1.0).all()
+    assert (right_t["balanced_accuracy"] > wrong_t["balanced_accuracy"] + 0.2).all()
+    assert (right_t["auc"] > wrong_t["auc"]).all()
+
+    codes = np.zeros((*cells.color_nc.shape, 2))
+    codes[..., 0], codes[..., 1] = cells.mask("red"), cells.mask("circle")
+    check = groundtruth_label_check(codes, cells, {0: "red shapes", 1: "circles"})
+    assert check["named"].all()
+    assert not groundtruth_label_check(codes, cells, wrong)["named"].any()

@@ -324,3 +324,20 @@ def test_format_doc_lists_exactly_the_written_keys() -> None:
     assert _doc_keys("explanations") == list(npx.EXPLANATION_KEYS)
     assert _doc_keys("explanations", 1) == list(npx.EXPLANATION_VISLENS_KEYS)
     assert _doc_keys("vislens.json") == list(npx.MANIFEST_KEYS)
+
+
+def test_judge_file_names_match_the_judge_stage() -> None:
+    from vislens.judge.tasks.label import LABELS_SCHEMA_VERSION
+    from vislens.judge.tasks.label_fuzz import FUZZ_SCORES_FILE
+    from vislens.judge.tasks.label_score import LABEL_SCORES_FILE
+
+    assert (npx.LABEL_SCORES_FILE, npx.FUZZ_SCORES_FILE) == (LABEL_SCORES_FILE, FUZZ_SCORES_FILE)
+    assert npx.LABELS_SCHEMA_VERSION == LABELS_SCHEMA_VERSION
+
+
+def test_bad_labels_file_is_one_error(tmp_path: Path) -> None:
+    study = make_study(tmp_path / "study")
+    (study.sae_dir("s") / "labels.json").write_text('{"schema_version": 9, "features": []}')
+    with pytest.raises(InputError, match=r"labels\.json: schema_version 9 is newer"):
+        npx.export_neuronpedia(study, "s", tmp_path / "out")
+    assert not any((tmp_path / "out").rglob("*.gz"))

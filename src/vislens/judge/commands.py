@@ -372,28 +372,49 @@ def label_score_cmd(
         int, typer.Option("--n-negative", help="Non-activating images per feature.")
     ] = 5,
     seed: Annotated[int, typer.Option("--seed", help="Seed of the image sample.")] = 0,
+    scorer: Annotated[
+        str,
+        typer.Option(
+            "--scorer",
+            help="detection: which images match the label (activating vs non-activating); "
+            "fuzzing: whether a red box on the top patch or on a decoy patch of the same image "
+            "matches it (needs patch codes).",
+        ),
+    ] = "detection",
     *,
     flags: JudgeFlags,
 ) -> None:
-    """Score feature labels (detection): the judge says which held-out activating and
-    non-activating images match each label; writes sae/<name>/label_scores.parquet."""
-    from vislens.judge.tasks.label_score import LABEL_SCORES_FILE, score_labels, select_probes
+    """Score feature labels: the judge says which held-out activating and non-activating
+    images (detection) or which boxed patches (fuzzing) match each label; writes
+    sae/<name>/label_scores.parquet (fuzzing: label_scores_fuzzing.parquet)."""
+    from vislens.errors import InputError
+    from vislens.judge.tasks.label_fuzz import FUZZING, select_boxed_probes
+    from vislens.judge.tasks.label_score import DETECTION, judge_probes, select_probes
     from vislens.study import Study
 
+    if scorer not in ("detection", "fuzzing"):
+        raise InputError(f"--scorer must be detection or fuzzing (got '{scorer}')")
     s = Study.open(study)
     feature_list = _int_list(features, "--features") if features else None
-    probes = select_probes(
-        s, sae, n_positive=n_positive, n_negative=n_negative, seed=seed,
-        features=feature_list, limit=flags.limit,
-    )  # fmt: skip
+    if scorer == "fuzzing":
+        probes = select_boxed_probes(
+            s, sae, n_positive=n_positive, seed=seed, features=feature_list, limit=flags.limit
+        )
+    else:
+        probes = select_probes(
+            s, sae, n_positive=n_positive, n_negative=n_negative, seed=seed,
+            features=feature_list, limit=flags.limit,
+        )  # fmt: skip
+    spec = FUZZING if scorer == "fuzzing" else DETECTION
     cfg, client, judge_cache = flags.setup(s.judge_cache_path, study=study)
-    table, _, summary = score_labels(
-        s, sae, client=client, cfg=cfg, cache=judge_cache, probes=probes, seed=seed
+    table, _, summary = judge_probes(
+        s, sae, probes, spec, client=client, cfg=cfg, cache=judge_cache, seed=seed
     )
     judge_cache.close()
-    out = s.sae_dir(sae) / LABEL_SCORES_FILE
+    out = s.sae_dir(sae) / spec.scores_file
     ba = table["balanced_accuracy"].mean()
-    typer.echo(f"{len(table)} features scored, mean balanced accuracy {ba:.3f}")
+    how = " by fuzzing" if scorer == "fuzzing" else ""
+    typer.echo(f"{len(table)} features scored{how}, mean balanced accuracy {ba:.3f}")
     _report(summary.line(), out, summary_path(out))
 
 

@@ -45,6 +45,12 @@ from vislens.study import Study
 SCHEMA_VERSION = 1
 BATCH_SIZE = 1024
 MANIFEST_FILE = "vislens.json"
+# What the judge stage writes into sae/<name>/ (vislens.judge.tasks.label*; a test holds
+# these names to its constants, so the SAE stage need not import the judge stage).
+LABELS_FILE = "labels.json"
+LABELS_SCHEMA_VERSION = 1
+LABEL_SCORES_FILE = "label_scores.parquet"
+FUZZ_SCORES_FILE = "label_scores_fuzzing.parquet"
 
 MODEL_KEYS = ("id", "displayName", "displayNameShort", "instruct", "dimension", "creatorId",
               "visibility")  # fmt: skip
@@ -325,9 +331,9 @@ def export_neuronpedia(
     top = pd.read_parquet(topk_path).sort_values(["feature", "rank"], kind="stable")
     info, d_sae = codes.info, codes.info.d_sae
     scores = _optional_table(sae_dir / "scores.parquet")
-    label_doc = _optional_labels(sae_dir / "labels.json")
-    detection = _optional_table(sae_dir / "label_scores.parquet")
-    fuzzing = _optional_table(sae_dir / "label_scores_fuzzing.parquet")
+    label_doc = _optional_labels(sae_dir / LABELS_FILE)
+    detection = _optional_table(sae_dir / LABEL_SCORES_FILE)
+    fuzzing = _optional_table(sae_dir / FUZZ_SCORES_FILE)
     decoder = _decoder_rows(study, name) if vectors else None
     records = {r.item_id: r for r in read_records(study.images_path)}
 
@@ -444,9 +450,23 @@ def _optional_table(path: Path) -> dict[int, dict[str, Any]]:
 
 
 def _optional_labels(path: Path) -> dict[str, Any] | None:
-    from vislens.judge.tasks.label import read_labels
-
-    return read_labels(path) if path.is_file() else None
+    """``labels.json`` (docs/formats/judge-labels.md) when it exists; a newer schema is refused."""
+    if not path.is_file():
+        return None
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as e:
+        raise InputError(f"{path}: not valid JSON ({e.msg} at line {e.lineno})") from None
+    version = doc.get("schema_version") if isinstance(doc, dict) else None
+    if not isinstance(version, int) or not isinstance(doc.get("features"), list):
+        raise InputError(
+            f"{path}: not a vislens labels file (needs 'schema_version' and 'features')"
+        )
+    if version > LABELS_SCHEMA_VERSION:
+        raise InputError(
+            f"{path}: schema_version {version} is newer than this vislens reads; upgrade vislens"
+        )
+    return doc
 
 
 def _decoder_rows(study: Study, name: str) -> np.ndarray:

@@ -10,11 +10,14 @@ accuracy, precision and recall of the yes/no answers and the ROC AUC of the stat
 confidence (scikit-learn). Every request goes through the judge cache, so a re-run sends
 nothing new. Outputs: ``sae/<name>/label_scores.parquet`` (one row per feature) and
 ``label_judgements.parquet`` (one row per judged image); docs/formats/judge-label-scores.md.
+``judge_probes`` and a ``Scorer`` (task, request, files) are shared with the fuzzing scorer
+in ``label_fuzz``.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -209,6 +212,26 @@ def feature_metrics(y_true: list[bool], y_pred: list[bool], conf: list[float]) -
     }  # fmt: skip
 
 
+@dataclass(frozen=True)
+class Scorer:
+    """What differs between the label scorers: the judge task, the request for one probe,
+    the files written and the extra judgement columns."""
+
+    task: str
+    """Judge task: names the prompt template and is recorded in the cache and outputs."""
+    scores_file: str
+    judgements_file: str
+    judgement_columns: tuple[str, ...]
+    build: Callable[[FeatureProbes, Probe, Image.Image, str, dict[str, Any]], JudgeJob[Detection]]
+    extra: Callable[[Probe], dict[str, Any]]
+    """The probe's values for the judgement columns beyond ``JUDGEMENT_COLUMNS``."""
+
+
+DETECTION = Scorer(
+    TASK, LABEL_SCORES_FILE, JUDGEMENTS_FILE, JUDGEMENT_COLUMNS, build_job, lambda _: {}
+)
+
+
 def score_labels(
     study: Study,
     sae: str,
@@ -229,17 +252,35 @@ def score_labels(
     Writes ``label_scores.parquet``, ``label_judgements.parquet`` and
     ``label_scores.summary.json`` into ``sae/<name>/`` when ``write``.
     """
+    if probes is None:
+        probes = select_probes(
+            study, sae, n_positive=n_positive, n_negative=n_negative, seed=seed,
+            features=features, limit=limit,
+        )  # fmt: skip
+    return judge_probes(
+        study, sae, probes, DETECTION, client=client, cfg=cfg, cache=cache, seed=seed, write=write
+    )
+
+
+def judge_probes(
+    study: Study,
+    sae: str,
+    probes: list[FeatureProbes],
+    scorer: Scorer,
+    *,
+    client: JudgeClient,
+    cfg: JudgeConfig | None = None,
+    cache: JudgeCache | None = None,
+    seed: int = 0,
+    write: bool = True,
+) -> tuple[pd.DataFrame, pd.DataFrame, RunSummary]:
+    """Ask the judge about every probe with ``scorer``'s requests and score each feature."""
     from vislens.data.sources import load_image
     from vislens.data.table import read_records
     from vislens.judge.backends import request_params, run_settings
     from vislens.judge.tasks.common import write_summary
 
     cfg = cfg or JudgeConfig(model=client.model)
-    if probes is None:
-        probes = select_probes(
-            study, sae, n_positive=n_positive, n_negative=n_negative, seed=seed,
-            features=features, limit=limit,
-        )  # fmt: skip
     records = {r.item_id: r for r in read_records(study.images_path)}
     params = request_params(cfg)
     jobs, pairs = [], []
@@ -250,12 +291,15 @@ def score_labels(
                 raise InputError(f"{study.images_path}: no item '{pr.item_id}'")
 
             def make(fp: FeatureProbes = fp, pr: Probe = pr, rec: Any = rec) -> ChatRequest:
-                return build_job(fp, pr, load_image(rec), client.model, params).build()
+                return scorer.build(fp, pr, load_image(rec), client.model, params).build()
 
-            jobs.append(JudgeJob(f"{pr.feature}:{pr.item_id}", make, Detection))
+            job_id = f"{pr.feature}:{pr.item_id}" + "".join(
+                f":{v}" for v in scorer.extra(pr).values()
+            )
+            jobs.append(JudgeJob(job_id, make, Detection))
             pairs.append((fp, pr))
-    tpl = load_template(TASK)
-    settings = run_settings(cfg, task=TASK, template=tpl.id, progress="scoring labels")
+    tpl = load_template(scorer.task)
+    settings = run_settings(cfg, task=scorer.task, template=tpl.id, progress="scoring labels")
     outcomes, summary = judge_all(client, jobs, cache=cache, settings=settings)
     rows = []
     for (_, pr), o in zip(pairs, outcomes, strict=True):
@@ -265,10 +309,26 @@ def score_labels(
                 "activating": pr.activating, "value": pr.value, "status": o.status,
                 "matches": None if o.value is None else o.value.matches,
                 "confidence": math.nan if o.value is None else o.value.confidence,
+                **scorer.extra(pr),
             }
         )  # fmt: skip
-    judgements = pd.DataFrame(rows, columns=list(JUDGEMENT_COLUMNS))
+    judgements = pd.DataFrame(rows, columns=list(scorer.judgement_columns))
     judgements = judgements.astype({"feature": "int32", "item_index": "int64", "value": "float32"})
+    table = _scores_table(probes, judgements)
+    if write:
+        sae_dir = Path(study.sae_dir(sae))
+        meta = {
+            "schema_version": str(LABEL_SCORES_SCHEMA_VERSION), "task": scorer.task,
+            "template": tpl.id, "model": client.model, "sae": sae, "seed": str(seed),
+        }  # fmt: skip
+        _write_table(table, sae_dir / scorer.scores_file, meta)
+        _write_table(judgements, sae_dir / scorer.judgements_file, meta)
+        write_summary(sae_dir / scorer.scores_file, summary)
+    return table, judgements, summary
+
+
+def _scores_table(probes: list[FeatureProbes], judgements: pd.DataFrame) -> pd.DataFrame:
+    """One row per feature: counts and metrics of its valid answers."""
     scores = []
     for fp in probes:
         mine = judgements[judgements["feature"] == fp.feature]
@@ -288,17 +348,7 @@ def score_labels(
                 "negatives": fp.negatives,
             }
         )
-    table = pd.DataFrame(scores, columns=list(LABEL_SCORES_COLUMNS)).astype({"feature": "int32"})
-    if write:
-        sae_dir = Path(study.sae_dir(sae))
-        meta = {
-            "schema_version": str(LABEL_SCORES_SCHEMA_VERSION), "task": TASK,
-            "template": tpl.id, "model": client.model, "sae": sae, "seed": str(seed),
-        }  # fmt: skip
-        _write_table(table, sae_dir / LABEL_SCORES_FILE, meta)
-        _write_table(judgements, sae_dir / JUDGEMENTS_FILE, meta)
-        write_summary(sae_dir / LABEL_SCORES_FILE, summary)
-    return table, judgements, summary
+    return pd.DataFrame(scores, columns=list(LABEL_SCORES_COLUMNS)).astype({"feature": "int32"})
 
 
 def _write_table(df: pd.DataFrame, path: Path, meta: dict[str, str]) -> None:
