@@ -369,7 +369,7 @@ def label_score_cmd(
         int, typer.Option("--n-positive", help="Held-out top-activating images per feature.")
     ] = 5,
     n_negative: Annotated[
-        int, typer.Option("--n-negative", help="Non-activating images per feature.")
+        int, typer.Option("--n-negative", help="Non-activating images per feature (detection).")
     ] = 5,
     seed: Annotated[int, typer.Option("--seed", help="Seed of the image sample.")] = 0,
     scorer: Annotated[
