@@ -43,6 +43,7 @@ def study_dir(tmp_path: Path) -> Path:
         n=3,
         name="long",
     )
+    create_binary_task(store, write_export(tmp_path / "many.json", 80), n=80, name="many")
     # A patch task over the synthetic grid world (local images, 10 x 10 grid).
     world = tmp_path / "world"
     generate_grid_world(world, 2, 0)
@@ -149,6 +150,15 @@ def test_description_with_script_shows_as_text(study_dir: Path) -> None:
         expect(page.locator("#ann-text")).to_have_text(XSS)
         assert page.evaluate("window.__pwned") is None
         assert page.locator("#ann-text script, #ann-text img").count() == 0
+        assert not dialogs
+        # A comment is text too, when saved and when shown again.
+        page.fill("textarea.ann-comment", XSS)
+        page.get_by_role("button", name="Save comment").click()
+        expect(page.locator("#ann-status")).to_have_text("Comment saved.")
+        page.reload()
+        expect(page.locator("textarea.ann-comment")).to_have_value(XSS)
+        assert page.evaluate("window.__pwned") is None
+        assert page.locator("#ann-body script, #ann-body img").count() == 0
         assert not dialogs
         page.screenshot(path=str(ARTIFACTS / "annotate-xss.png"), full_page=True)
         browser.close()
@@ -561,4 +571,61 @@ def test_patch_crop_outlines_the_patch_beside_the_full_image(study_dir: Path) ->
         )
         # Long captions and words wrap inside the table.
         assert page.eval_on_selector("#ann-candidates", "e => e.scrollWidth <= e.clientWidth + 1")
+        browser.close()
+
+
+def test_a_save_in_flight_shows_saving(study_dir: Path) -> None:
+    from playwright.sync_api import expect, sync_playwright
+
+    with running_server(study_dir) as server, sync_playwright() as pw:
+        browser = chromium_browser(pw)
+        page = browser.new_page()
+        page.goto(f"{server.url}/annotate/feat?annotator=slow")
+        expect(page.locator("#ann-item-no")).to_have_text("Item 1 / 10")
+        held: list[object] = []
+
+        def dash_update(url: str) -> bool:
+            return "/_dash-update-component" in url
+
+        page.route(dash_update, lambda route: held.append(route))
+        page.get_by_role("button", name="Related [1]").click()
+        page.wait_for_function("document.querySelector('#ann-count[data-dash-is-loading]')")
+        after = page.eval_on_selector("#ann-count", "e => getComputedStyle(e, '::after').content")
+        assert after == '" · saving…"'
+        assert len(held) == 1
+        held[0].continue_()  # type: ignore[attr-defined]
+        page.unroute(dash_update)
+        expect(page.locator("#ann-item-no")).to_have_text("Item 2 / 10")
+        expect(page.locator("#ann-count[data-dash-is-loading]")).to_have_count(0)
+        browser.close()
+
+
+def test_a_long_item_list_scrolls_to_the_current_item(study_dir: Path) -> None:
+    from playwright.sync_api import expect, sync_playwright
+
+    from vislens.human.session import TaskSession
+    from vislens.study import Study
+
+    store = AnnotationStore.for_study(Study.open(study_dir))
+    session = TaskSession(store, "many")
+    ann = store.add_annotator("deep")
+    for pos in range(60):
+        session.act(ann, "label", session.item(position=pos), "related")
+    store.close()
+    with running_server(study_dir) as server, sync_playwright() as pw:
+        browser = chromium_browser(pw)
+        page = browser.new_page(viewport={"width": 1440, "height": 900})
+        page.goto(f"{server.url}/annotate/many?annotator=deep")
+        expect(page.locator("#ann-item-no")).to_have_text("Item 61 / 80")
+        here = page.locator("#ann-list .ann-here")
+        expect(here).to_contain_text("61. feature")
+        page.wait_for_function("document.querySelector('.ann-items').scrollTop > 0")
+        box, here_box = page.locator(".ann-items").bounding_box(), here.bounding_box()
+        assert box and here_box
+        assert (
+            box["y"] <= here_box["y"]
+            and here_box["y"] + here_box["height"] <= box["y"] + box["height"]
+        )
+        assert page.evaluate("window.scrollY") == 0  # the list scrolled, not the page
+        assert _statuses(page).count("done") == 60
         browser.close()

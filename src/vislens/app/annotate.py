@@ -41,6 +41,20 @@ KEY_HELP = {
     "rating": "Keys: 1–3 coherent yes/partly/no · 4–6 label yes/partly/no · B back · U undo · "
     "K skip.",
 }
+SCROLL_JS = """
+function (_children) {
+  setTimeout(function () {
+    var here = document.querySelector('#ann-list .ann-here');
+    var list = here && here.closest('.ann-items');
+    if (!list) return;
+    var top = here.offsetTop - list.offsetTop;
+    if (top < list.scrollTop || top + here.offsetHeight > list.scrollTop + list.clientHeight) {
+      list.scrollTop = Math.max(0, top - list.clientHeight / 2);
+    }
+  }, 0);
+  return null;
+}
+"""
 SHORT_SENTENCE = 90
 """Source sentences longer than this are shown clamped, the full text one click away."""
 CROP_PX = 200
@@ -161,6 +175,7 @@ def _annotate(ctx: AppContext, sub: str, query: dict[str, str]) -> Any:
         [
             dcc.Store(id="ann-ctx", data={"task": task, "token": ann.token}),
             dcc.Store(id="ann-pos"),
+            dcc.Store(id="ann-scroll"),
             html.Div(
                 [
                     html.H2(_title(session), id="ann-title"),
@@ -691,6 +706,9 @@ def register(app: Any, ctx: AppContext) -> None:
             {"pos": state.position, "last": state.last_event_id},
             status,
         )
+
+    # Keep the current item visible in a long item list (only the list scrolls, not the page).
+    app.clientside_callback(SCROLL_JS, Output("ann-scroll", "data"), Input("ann-list", "children"))
 
     @app.callback(
         Output("vl-url", "search"),

@@ -50,6 +50,7 @@ main.vl-main:has(.ann-page) { max-width: 1400px; }
 .ann-head { display: flex; flex-wrap: wrap; gap: 4px 16px; align-items: baseline; justify-content: space-between; }
 .ann-meta { display: flex; flex-wrap: wrap; gap: 6px 10px; align-items: center; font-size: 14px; }
 .ann-meta progress { width: 160px; }
+#ann-count[data-dash-is-loading="true"]::after { content: " · saving…"; color: var(--muted); }
 #ann-question { font-weight: 600; margin: 6px 0; }
 .ann-instructions { border: 1px solid var(--line); border-radius: 6px; padding: 4px 10px; margin: 4px 0 8px; background: var(--bg); font-size: 14px; }
 .ann-instructions summary { cursor: pointer; font-weight: 600; }
