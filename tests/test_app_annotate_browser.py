@@ -5,6 +5,7 @@ at 1440 × 900 and on a phone, and the finished view."""
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -16,6 +17,12 @@ from vislens.human.transfer import current_table
 from vislens.store.annotations import AnnotationStore
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
+# Screenshots are test artifacts; VISLENS_UPDATE_DOC_IMAGES=1 refreshes docs/img's copy.
+DOC_IMG = (
+    Path(__file__).resolve().parents[1] / "docs" / "img"
+    if os.environ.get("VISLENS_UPDATE_DOC_IMAGES")
+    else ARTIFACTS
+)
 
 XSS = '<script>window.__pwned = 1</script><img src=x onerror="window.__pwned = 2">'
 LONG_WORD = "unbroken" * 80  # 640 characters without a space
@@ -506,6 +513,8 @@ def test_layout_keeps_buttons_in_view_on_a_laptop_and_a_phone(study_dir: Path, t
         width = page.evaluate("[document.documentElement.scrollWidth, window.innerWidth]")
         assert width[0] <= width[1]
         page.screenshot(path=str(ARTIFACTS / f"annotate-{task}-1440x900.png"))
+        if task == "patches":
+            page.screenshot(path=str(DOC_IMG / "annotate-patch.png"))
 
         # A phone: one column, no sideways scrolling, the buttons reachable and working.
         phone = browser.new_page(
