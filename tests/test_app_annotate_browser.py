@@ -367,6 +367,7 @@ def test_title_instructions_item_list_and_skip(study_dir: Path) -> None:
 
 
 def test_comment_is_stored_with_the_answer(study_dir: Path) -> None:
+    import pandas as pd
     from playwright.sync_api import expect, sync_playwright
 
     with running_server(study_dir) as server, sync_playwright() as pw:
@@ -390,6 +391,16 @@ def test_comment_is_stored_with_the_answer(study_dir: Path) -> None:
         page.get_by_role("button", name="Save comment").click()
         expect(page.locator("#ann-status")).to_have_text("Comment saved.")
         expect(page.locator("#ann-item-no")).to_have_text("Item 1 / 10")
+        # Text typed before Back is kept; Esc leaves the box so keys are shortcuts again.
+        page.locator("#ann-list button.ann-jump").nth(3).click()
+        expect(page.locator("#ann-item-no")).to_have_text("Item 4 / 10")
+        box.fill("about headings")
+        page.keyboard.press("b")  # in the box: a letter, not Back
+        box.press("Escape")
+        page.keyboard.press("b")
+        expect(page.locator("#ann-item-no")).to_have_text("Item 3 / 10")
+        page.keyboard.press("Escape")  # outside the box Escape does nothing
+        expect(page.locator("#ann-item-no")).to_have_text("Item 3 / 10")
         # A skip keeps its comment too.
         page.locator("#ann-list button.ann-jump").nth(1).click()
         expect(page.locator("#ann-item-no")).to_have_text("Item 2 / 10")
@@ -400,6 +411,7 @@ def test_comment_is_stored_with_the_answer(study_dir: Path) -> None:
     comments = {c["position"]: c for c in _comments(study_dir, "feat")}
     assert comments[0]["comment"] == "tables and lists" and comments[0]["annotator"] == "cora"
     assert comments[1]["comment"] == "cannot tell"
+    assert comments[3]["comment"] == "about headingsb" and pd.isna(comments[3]["event_id"])
     events = _events(study_dir, "feat")
     # The first comment was saved with the label event; the skip's with the skip.
     from vislens.human.comments import Comment
@@ -411,8 +423,8 @@ def test_comment_is_stored_with_the_answer(study_dir: Path) -> None:
     ids = {e.id: (e.kind, e.value) for e in store.events("feat")}
     store.close()
     assert rows[0][0] == "mentions <b>tables</b> only1" and ids[rows[0][1]] == ("label", "related")
-    assert rows[1] == ("tables and lists", None)
-    assert ids[rows[2][1]] == ("next", {"skipped": True})
+    assert rows[1:3] == [("tables and lists", None), ("about headingsb", None)]
+    assert rows[3][0] == "cannot tell" and ids[rows[3][1]] == ("next", {"skipped": True})
     assert ("label", 0, "related") in events
 
 

@@ -199,4 +199,28 @@ def test_skip_over_http_and_comments_from_the_cli(study: Study, tmp_path: Path) 
     df = pd.read_csv(out)
     assert tuple(df.columns) == COMMENT_COLUMNS
     assert df.loc[0, "comment"] == 'unclear, "maybe"' and df.loc[0, "annotator"] == "gil"
+    assert "event_id" in out.read_text().splitlines()[0] and ".0" not in out.read_text()
     assert json.loads(json.dumps(df.loc[0, "item_id"].item())) == 0
+
+
+def test_a_blocked_item_can_be_skipped_and_commented_but_not_answered(study: Study) -> None:
+    from vislens.app.annotate import _apply
+
+    store, s = _session(study)
+    ann = store.add_annotator("hal")
+    with pytest.raises(InputError, match="cannot be labelled"):
+        _apply(s, ann, "label", "related", 0, blocked=True, comment="")
+    assert _apply(s, ann, "comment", "", 0, blocked=True, comment=" image broken ") == (
+        "Comment saved."
+    )
+    assert _apply(s, ann, "comment", "", 0, blocked=True, comment="image broken") == (
+        "The comment is already saved."
+    )
+    _apply(s, ann, "skip", "", 0, blocked=True, comment="image broken")
+    st = s.state(ann)
+    assert st.position == 1 and st.statuses[0] == "skipped"
+    assert current_comments(store, "t", ann.id) == {0: "image broken"}
+    with pytest.raises(InputError, match="at most 2000"):  # refused before any event
+        _apply(s, ann, "label", "related", 1, comment="x" * 2001)
+    assert s.state(ann).statuses[1] == "pending"
+    store.close()

@@ -43,6 +43,14 @@ KEY_HELP = {
 }
 SCROLL_JS = """
 function (_children) {
+  if (!window.__vlAnnEscape) {
+    // Esc leaves the comment box, so the next key is a shortcut again.
+    window.__vlAnnEscape = true;
+    document.addEventListener('keydown', function (ev) {
+      var t = ev.target;
+      if (ev.key === 'Escape' && t && t.classList && t.classList.contains('ann-comment')) t.blur();
+    });
+  }
   setTimeout(function () {
     var here = document.querySelector('#ann-list .ann-here');
     var list = here && here.closest('.ann-items');
@@ -563,6 +571,19 @@ def _render_rating(session: TaskSession, state: State) -> list[Any]:
     ]
 
 
+def _save_comment(
+    session: TaskSession, ann: Any, pos: int, text: str, event_id: int | None
+) -> bool:
+    """Store ``text`` as the annotator's comment on item ``pos`` if it changed."""
+    from vislens.human.comments import add_comment, current_comments
+
+    if text == current_comments(session.store, session.task.name, ann.id).get(pos, ""):
+        return False
+    item = session.item(position=pos)
+    add_comment(session.store, session.task.name, item.id, ann.id, text, event_id=event_id)
+    return True
+
+
 def _apply(
     session: TaskSession,
     ann: Any,
@@ -575,30 +596,29 @@ def _apply(
 ) -> str:
     """Turn one button press on the item at ``pos`` into an event (when the item is
     ``blocked`` — its image cannot be shown — only moving, undo, skip and comments), and
-    save ``comment`` with it when it changed. Returns a message for the page, if any."""
+    save ``comment`` on that item when it changed: linked to the answer or skip it came
+    with, if any. Returns a message for the page, if any."""
+    from vislens.human.comments import clean_comment
+    from vislens.store.annotations import current_values
+
     n = len(session.items)
-    if action == "back":
-        if pos > 0:
-            session.act(ann, "back", session.item(position=pos - 1))
-        return ""
-    if action == "jump":
-        target = int(value.split("|")[0])  # "<position>" or "<position>|<which button>"
-        if target != pos:
+    text = clean_comment(comment) if comment is not None and pos < n else None
+    if action in ("back", "jump"):
+        target = pos - 1 if action == "back" else int(value.split("|")[0])  # "<pos>[|<which>]"
+        if text is not None:
+            _save_comment(session, ann, pos, text, None)
+        if 0 <= target != pos:
             session.act(ann, "back", session.item(position=target))
         return ""
     if pos >= n:
         return ""
     if blocked and action not in ("undo", "skip", "comment"):
         raise InputError("this item's image cannot be shown, so it cannot be labelled")
-    from vislens.human.comments import add_comment, clean_comment, current_comments
-    from vislens.store.annotations import current_values
-
     item = session.item(position=pos)
     cur = current_values(e.view() for e in session.store.events(session.task.name, ann.id)).get(pos)
-    text = clean_comment(comment) if comment is not None else None
     rec = None
     if action == "undo":
-        rec = session.act(ann, "undo", item)
+        session.act(ann, "undo", item)
     elif action == "next":
         rec = session.act(ann, "next", item)
     elif action == "skip":
@@ -619,18 +639,11 @@ def _apply(
     elif action == "rate":
         q, a = value.split("|")
         rec = session.act(ann, "label", item, {**(cur or {}), q: a})
-    if text is not None and action != "undo":
-        before = current_comments(session.store, session.task.name, ann.id).get(pos, "")
-        if text != before:
-            add_comment(
-                session.store,
-                session.task.name,
-                item.id,
-                ann.id,
-                text,
-                event_id=rec.id if rec is not None else None,
-            )
-            return "Comment saved." if action == "comment" else ""
+    saved = text is not None and _save_comment(
+        session, ann, pos, text, rec.id if rec is not None else None
+    )
+    if action == "comment":
+        return "Comment saved." if saved else "The comment is already saved."
     return ""
 
 
@@ -707,7 +720,8 @@ def register(app: Any, ctx: AppContext) -> None:
             status,
         )
 
-    # Keep the current item visible in a long item list (only the list scrolls, not the page).
+    # Keep the current item visible in a long item list (only the list scrolls, not the
+    # page), and let Esc leave the comment box.
     app.clientside_callback(SCROLL_JS, Output("ann-scroll", "data"), Input("ann-list", "children"))
 
     @app.callback(

@@ -136,4 +136,6 @@ def comments_table(store: Any, task_name: str) -> pd.DataFrame:
                 "updated_at": created.isoformat(),
             }
     rows = [r for _, r in sorted(latest.items()) if r["comment"]]
-    return pd.DataFrame(rows, columns=list(COMMENT_COLUMNS))
+    table = pd.DataFrame(rows, columns=list(COMMENT_COLUMNS))
+    table["event_id"] = table["event_id"].astype("Int64")  # nullable: no "3.0" in the CSV
+    return table
