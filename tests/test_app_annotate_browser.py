@@ -289,7 +289,7 @@ def _comments(study_dir: Path, task: str) -> list[dict[str, object]]:
 
 def _statuses(page: object) -> list[str]:
     return page.eval_on_selector_all(  # type: ignore[attr-defined]
-        "#ann-list button.ann-jump", "els => els.map(e => e.dataset.status)"
+        "#ann-list .ann-jump", "els => els.map(e => e.dataset.status)"
     )
 
 
@@ -327,7 +327,7 @@ def test_title_instructions_item_list_and_skip(study_dir: Path) -> None:
         expect(panel).not_to_have_attribute("open", "")
         expect(panel.locator("li").first).to_be_hidden()
 
-        expect(page.locator("#ann-list button.ann-jump")).to_have_count(10)
+        expect(page.locator("#ann-list .ann-jump")).to_have_count(10)
         assert _statuses(page) == ["pending"] * 10
         expect(page.locator("#ann-list .ann-here")).to_contain_text("1. feature")
         page.keyboard.press("1")
@@ -348,7 +348,7 @@ def test_title_instructions_item_list_and_skip(study_dir: Path) -> None:
         expect(page.locator("#ann-done")).to_be_visible()
         expect(page.locator("#ann-summary")).to_have_text("8 of 10 items answered, 2 skipped.")
         # ...but any item can be revisited from the list.
-        page.locator("#ann-list button.ann-jump").nth(2).click()
+        page.locator("#ann-list .ann-jump").nth(2).click()
         expect(page.locator("#ann-item-no")).to_have_text("Item 3 / 10")
         expect(page.locator("#ann-item-status")).to_have_text("skipped")
         page.keyboard.press("1")  # answered: the other skipped item is not served, so: done
@@ -392,7 +392,7 @@ def test_comment_is_stored_with_the_answer(study_dir: Path) -> None:
         expect(page.locator("#ann-status")).to_have_text("Comment saved.")
         expect(page.locator("#ann-item-no")).to_have_text("Item 1 / 10")
         # Text typed before Back is kept; Esc leaves the box so keys are shortcuts again.
-        page.locator("#ann-list button.ann-jump").nth(3).click()
+        page.locator("#ann-list .ann-jump").nth(3).click()
         expect(page.locator("#ann-item-no")).to_have_text("Item 4 / 10")
         box.fill("about headings")
         page.keyboard.press("b")  # in the box: a letter, not Back
@@ -402,7 +402,7 @@ def test_comment_is_stored_with_the_answer(study_dir: Path) -> None:
         page.keyboard.press("Escape")  # outside the box Escape does nothing
         expect(page.locator("#ann-item-no")).to_have_text("Item 3 / 10")
         # A skip keeps its comment too.
-        page.locator("#ann-list button.ann-jump").nth(1).click()
+        page.locator("#ann-list .ann-jump").nth(1).click()
         expect(page.locator("#ann-item-no")).to_have_text("Item 2 / 10")
         box.fill("cannot tell")
         page.get_by_role("button", name="Skip [K]").click()

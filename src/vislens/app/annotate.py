@@ -43,19 +43,24 @@ KEY_HELP = {
 }
 SCROLL_JS = """
 function (_children) {
-  if (!window.__vlAnnEscape) {
-    // Esc leaves the comment box, so the next key is a shortcut again.
-    window.__vlAnnEscape = true;
+  if (!window.__vlAnnKeys) {
+    // Esc leaves the comment box, and choosing an item in the list does not keep the focus
+    // in the list: either way the next key press is a shortcut again.
+    window.__vlAnnKeys = true;
     document.addEventListener('keydown', function (ev) {
       var t = ev.target;
       if (ev.key === 'Escape' && t && t.classList && t.classList.contains('ann-comment')) t.blur();
+    });
+    document.addEventListener('change', function (ev) {
+      var t = ev.target;
+      if (t && t.classList && t.classList.contains('ann-jump-radio')) t.blur();
     });
   }
   setTimeout(function () {
     var here = document.querySelector('#ann-list .ann-here');
     var list = here && here.closest('.ann-items');
     if (!list) return;
-    var top = here.offsetTop - list.offsetTop;
+    var top = here.getBoundingClientRect().top - list.getBoundingClientRect().top + list.scrollTop;
     if (top < list.scrollTop || top + here.offsetHeight > list.scrollTop + list.clientHeight) {
       list.scrollTop = Math.max(0, top - list.clientHeight / 2);
     }
@@ -77,18 +82,23 @@ def _btn(
     *,
     on: bool = False,
     cls: str = "",
-    disabled: bool = False,
+    inert: bool = False,
 ) -> Any:
+    """A page button; ``inert`` marks one that would do nothing here (greyed out and
+    announced as disabled, but not the ``disabled`` attribute: a key pressed ahead of the
+    page, while an earlier press is still being saved, must still reach it)."""
     from dash import html
 
     label = f"{text} [{key.upper() if len(key) == 1 else key}]" if key else text
+    attrs: dict[str, Any] = {"data-key": key}
+    if inert:
+        attrs["aria-disabled"] = "true"
     return html.Button(
         label,
         id={"type": "ann-act", "action": action, "value": value},
         n_clicks=0,
-        disabled=disabled,
         className=" ".join(c for c in ("vl-on" if on else "", cls) if c),
-        **{"data-key": key},  # type: ignore[arg-type]
+        **attrs,
     )
 
 
@@ -207,7 +217,7 @@ def _annotate(ctx: AppContext, sub: str, query: dict[str, str]) -> Any:
             html.Div(
                 [
                     html.Div(id="ann-body", className="ann-main"),
-                    html.Aside(id="ann-list", className="ann-side"),
+                    html.Aside(_list_frame(), id="ann-list", className="ann-side"),
                 ],
                 className="ann-layout",
             ),
@@ -217,10 +227,10 @@ def _annotate(ctx: AppContext, sub: str, query: dict[str, str]) -> Any:
 
 
 def _nav_buttons(state: State) -> list[Any]:
-    """Back, Undo and Skip; a button that could do nothing here is disabled."""
+    """Back, Undo and Skip; one that could do nothing here is marked inert."""
     return [
-        _btn("← Back", "b", "back", disabled=state.position == 0),
-        _btn("Undo", "u", "undo", disabled=state.value is None),
+        _btn("← Back", "b", "back", inert=state.position == 0),
+        _btn("Undo", "u", "undo", inert=state.value is None),
         _btn("Skip", SKIP_KEY, "skip", cls="ann-skip"),
     ]
 
@@ -346,8 +356,31 @@ def _render_finished(state: State, n_comments: int) -> Any:
     )
 
 
-def _render_list(session: TaskSession, state: State) -> Any:
-    """Every item with its status; a click jumps to it."""
+def _list_frame() -> Any:
+    """The item list: one radio group (a single component however many items, so a page
+    of hundreds of items stays quick), filled in by the page's callback."""
+    from dash import dcc, html
+
+    return html.Details(
+        [
+            html.Summary("Items"),
+            html.P(className="vl-muted", id="ann-legend"),
+            dcc.RadioItems(
+                id="ann-jump",
+                options=[],
+                value=None,
+                className="ann-items",
+                labelClassName="ann-jump-label",
+                inputClassName="ann-jump-radio",
+            ),
+        ],
+        open=True,
+        id="ann-items",
+    )
+
+
+def _render_list(session: TaskSession, state: State) -> tuple[str, list[dict[str, Any]]]:
+    """The list's legend and options: every item with its status; choosing one jumps to it."""
     from dash import html
 
     from vislens.human.describe import item_label
@@ -356,31 +389,16 @@ def _render_list(session: TaskSession, state: State) -> Any:
     legend = " · ".join(
         f"{STATUS_MARKS[s]} {counts[s]} {STATUS_WORDS[s]}" for s in STATUS_MARKS if counts[s]
     )
-    entries = []
+    options = []
     for pos, (it, status) in enumerate(zip(session.items, state.statuses, strict=True)):
         cls = f"ann-jump ann-st-{status}" + (" ann-here" if pos == state.position else "")
-        entries.append(
-            html.Li(
-                html.Button(
-                    f"{STATUS_MARKS[status]} {pos + 1}. "
-                    + item_label(session.task.kind, it.external_id, it.payload),
-                    id={"type": "ann-act", "action": "jump", "value": str(pos)},
-                    n_clicks=0,
-                    className=cls,
-                    title=STATUS_WORDS[status],
-                    **{"data-key": "", "data-status": status},  # type: ignore[arg-type]
-                )
-            )
+        text = f"{STATUS_MARKS[status]} {pos + 1}. " + item_label(
+            session.task.kind, it.external_id, it.payload
         )
-    return html.Details(
-        [
-            html.Summary("Items"),
-            html.P(legend, className="vl-muted", id="ann-legend"),
-            html.Ol(entries, className="ann-items"),
-        ],
-        open=True,
-        id="ann-items",
-    )
+        data: dict[str, Any] = {"data-status": status}
+        label = html.Span(text, className=cls, title=STATUS_WORDS[status], **data)
+        options.append({"label": label, "value": pos})
+    return legend, options
 
 
 def _render_binary(session: TaskSession, state: State) -> list[Any]:
@@ -657,7 +675,9 @@ def register(app: Any, ctx: AppContext) -> None:
 
     @app.callback(
         Output("ann-body", "children"),
-        Output("ann-list", "children"),
+        Output("ann-legend", "children"),
+        Output("ann-jump", "options"),
+        Output("ann-jump", "value"),
         Output("ann-progress", "value"),
         Output("ann-count", "children"),
         Output("ann-skipped", "children"),
@@ -665,12 +685,14 @@ def register(app: Any, ctx: AppContext) -> None:
         Output("ann-status", "children"),
         Input("ann-ctx", "data"),
         Input({"type": "ann-act", "action": ALL, "value": ALL}, "n_clicks"),
+        Input("ann-jump", "value"),
         State("ann-pos", "data"),
         State({"type": "ann-comment", "pos": ALL}, "value"),
     )
     def _act(
         data: dict[str, Any],
         _clicks: list[Any],
+        jump: int | None,
         shown: dict[str, int] | None,
         comments: list[str | None],
     ) -> tuple[Any, ...]:
@@ -679,6 +701,9 @@ def register(app: Any, ctx: AppContext) -> None:
         status = ""
         trig = dash.ctx.triggered_id
         clicked = any(t.get("value") for t in dash.ctx.triggered)
+        if trig == "ann-jump":  # an item chosen in the list
+            trig = {"action": "jump", "value": str(jump)}
+            clicked = jump is not None and shown is not None and jump != shown["pos"]
         if isinstance(trig, dict) and clicked and shown is not None:
             if session.state(ann).last_event_id != shown["last"]:
                 # Saved from another tab since this page was drawn: acting on it could
@@ -710,9 +735,12 @@ def register(app: Any, ctx: AppContext) -> None:
             n_comments=len(notes),
         )
         skipped = f"· {state.n_skipped} skipped" if state.n_skipped else ""
+        legend, options = _render_list(session, state)
         return (
             body,
-            _render_list(session, state),
+            legend,
+            options,
+            state.position if not state.finished else None,
             str(state.n_done),
             f"{state.n_done} / {state.n_items}",
             skipped,
@@ -722,7 +750,7 @@ def register(app: Any, ctx: AppContext) -> None:
 
     # Keep the current item visible in a long item list (only the list scrolls, not the
     # page), and let Esc leave the comment box.
-    app.clientside_callback(SCROLL_JS, Output("ann-scroll", "data"), Input("ann-list", "children"))
+    app.clientside_callback(SCROLL_JS, Output("ann-scroll", "data"), Input("ann-jump", "options"))
 
     @app.callback(
         Output("vl-url", "search"),

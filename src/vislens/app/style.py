@@ -42,8 +42,8 @@ table.vl-table th, table.vl-table td { border-bottom: 1px solid var(--line); pad
 .vl-stat > * { display: block; margin: 3px 0; overflow-wrap: anywhere; }
 .vl-stat b { font-size: 18px; }
 @media (max-width: 800px) { .vl-row { flex-direction: column; } .vl-side { max-width: none; border-left: 0; padding: 0; } }
-button:disabled { opacity: 0.45; cursor: default; }
-button:disabled:hover { border-color: var(--line); }
+button:disabled, button[aria-disabled="true"] { opacity: 0.45; cursor: default; }
+button:disabled:hover, button[aria-disabled="true"]:hover { border-color: var(--line); }
 main.vl-main:has(.ann-page) { max-width: 1400px; }
 .ann-page { overflow-wrap: anywhere; min-width: 0; }
 .ann-page h2 { font-size: 22px; margin: 0 0 4px; }
@@ -63,9 +63,15 @@ main.vl-main:has(.ann-page) { max-width: 1400px; }
 .ann-side { border-left: 1px solid var(--line); padding-left: 12px; min-width: 0; }
 .ann-side summary { cursor: pointer; font-weight: 600; }
 .ann-side p { margin: 4px 0; }
-.ann-items { list-style: none; padding: 0; margin: 0; max-height: calc(100vh - 230px); overflow-y: auto; }
-.ann-items button { display: block; width: 100%; text-align: left; margin: 1px 0; padding: 3px 8px; font-size: 13px; border-color: transparent; overflow-wrap: anywhere; }
-.ann-items button.ann-here { border-color: var(--accent); background: #eef2fc; font-weight: 600; }
+.ann-items { max-height: calc(100vh - 230px); overflow-y: auto; }
+#ann-jump label { display: block; position: relative; padding: 0; margin: 1px 0; cursor: pointer; }
+#ann-jump label > span:first-child { position: absolute; opacity: 0; width: 1px; height: 1px; overflow: hidden; }
+.ann-jump-radio { margin: 0; }
+.ann-jump-label { display: block; min-width: 0; }
+.ann-jump { display: block; padding: 2px 8px; font-size: 13px; border: 1px solid transparent; border-radius: 6px; overflow-wrap: anywhere; }
+#ann-jump label:hover .ann-jump { border-color: var(--line); }
+#ann-jump label:has(:focus-visible) .ann-jump { outline: 2px solid var(--accent); }
+.ann-jump.ann-here { border-color: var(--accent); background: #eef2fc; font-weight: 600; }
 .ann-st-done { color: #1d7a47; }
 .ann-st-skipped { color: #a05a00; }
 .ann-st-started { color: var(--accent); }
