@@ -590,8 +590,21 @@ def test_patch_crop_outlines_the_patch_beside_the_full_image(study_dir: Path) ->
             page.eval_on_selector("#ann-crop-box", "e => getComputedStyle(e).borderTopStyle")
             == "solid"
         )
-        # Long captions and words wrap inside the table.
+        # Long captions and words wrap inside the table; a long caption shows two lines and
+        # the rest on a click.
         assert page.eval_on_selector("#ann-candidates", "e => e.scrollWidth <= e.clientWidth + 1")
+        more = page.locator("#ann-candidates details.ann-more")
+        expect(more).to_have_count(1)
+        full = more.locator("div.ann-sentence")
+        expect(full).to_be_hidden()
+        clamped = more.locator(".ann-clamp").bounding_box()
+        assert clamped and clamped["height"] < 45  # two lines of 13 px text
+        more.get_by_text("show all").click()
+        expect(full).to_be_visible()
+        expect(full).to_have_text("a caption " * 30 + LONG_WORD)
+        assert page.eval_on_selector("#ann-candidates", "e => e.scrollWidth <= e.clientWidth + 1")
+        more.get_by_text("show less").click()
+        expect(full).to_be_hidden()
         browser.close()
 
 
