@@ -224,3 +224,26 @@ def test_a_blocked_item_can_be_skipped_and_commented_but_not_answered(study: Stu
         _apply(s, ann, "label", "related", 1, comment="x" * 2001)
     assert s.state(ann).statuses[1] == "pending"
     store.close()
+
+
+@pytest.mark.slow
+@pytest.mark.postgres
+def test_skips_and_comments_on_postgresql(tmp_path: Path) -> None:
+    from helpers_human import postgres_server
+
+    with postgres_server() as url:
+        st = make_study(tmp_path / "pg", database_url=url)
+        store = AnnotationStore.for_study(st)
+        create_binary_task(store, write_export(tmp_path / "e.json", 6), n=3, name="t")
+        s = TaskSession(store, "t")
+        ann = store.add_annotator("pg")
+        rec = s.act(ann, "next", s.item(position=0), SKIP_VALUE)
+        add_comment(store, "t", s.item(position=0).id, ann.id, "skipped on pg", event_id=rec.id)
+        assert s.state(ann).statuses == ("skipped", "pending", "pending")
+        store.close()
+        store = AnnotationStore.for_study(Study.open(st.root))  # read back in a new store
+        table = comments_table(store, "t")
+        assert table.to_dict("records")[0]["comment"] == "skipped on pg"
+        assert int(table["event_id"][0]) == rec.id
+        assert TaskSession(store, "t").state(ann).position == 1
+        store.close()
