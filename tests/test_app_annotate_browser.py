@@ -546,6 +546,14 @@ def test_layout_keeps_buttons_in_view_on_a_laptop_and_a_phone(study_dir: Path, t
             if phone.locator(sel).count():
                 assert phone.eval_on_selector(sel, "e => e.scrollWidth <= e.clientWidth + 1"), sel
         phone.screenshot(path=str(ARTIFACTS / f"annotate-{task}-390x844.png"), full_page=True)
+        if task == "feat":  # the task list and the name form fit a phone too
+            for path in ("/annotate", "/annotate/patches"):
+                other = browser.new_page(viewport={"width": 390, "height": 844}, is_mobile=True)
+                other.goto(server.url + path)
+                expect(other.locator(".ann-page")).to_be_visible()
+                width = other.evaluate("[document.documentElement.scrollWidth, window.innerWidth]")
+                assert width[0] <= width[1], (path, width)
+                other.close()
         first = phone.locator("#ann-buttons button").first
         first.scroll_into_view_if_needed()
         first.tap()
