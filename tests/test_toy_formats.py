@@ -39,6 +39,27 @@ def test_train_json_fields_match_the_doc(tmp_path: Path) -> None:
     assert documented <= files | {""}
 
 
+def test_mlp_train_json_fields_match_the_doc(tmp_path: Path) -> None:
+    from vislens.models.toy.build import ToyArch, build_toy_vlm
+    from vislens.models.toy.mlp import ToyMlpConfig
+
+    arch = ToyArch(
+        vision_hidden=16, vision_layers=1, vision_intermediate=32, text_hidden=16, text_layers=1
+    )
+    cfg = ToyMlpConfig(arch=arch)
+    metrics = dict.fromkeys(
+        ["tower_occupied_cell_acc", "text_final_loss", "connector_final_loss", "train_caption_acc"],
+        0.0,
+    )
+    save_toy(build_toy_vlm(arch), tmp_path / "m", cfg, extra={"metrics": metrics})
+    written = json.loads((tmp_path / "m" / "train.json").read_text())
+    assert set(written) | {"step", "eval"} == _section_fields("train.json")
+    assert written["config"]["variant"] == "toy-mlp"
+    assert set(written["config"]) == {f.name for f in dataclasses.fields(ToyMlpConfig)}
+    text = DOC.read_text(encoding="utf-8")
+    assert all(f"`{k}`" in text for k in metrics)
+
+
 def test_eval_report_fields_match_the_doc() -> None:
     report = ToyEvalReport(
         n_images=3, seed=5, accuracy={"presence": 1.0}, n_questions={"presence": 3}

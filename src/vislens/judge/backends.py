@@ -24,10 +24,12 @@ def resolve_backend(cfg: JudgeConfig) -> str:
 
 def load_local_adapter(model: str) -> Any:
     """The VLM adapter for ``model`` (``toy``, hub id or directory), as ``vislens.models`` loads it."""
-    if model in ("toy", "vislens/toy"):
+    from vislens.models.toy.paths import is_toy_name
+
+    if is_toy_name(model):
         from vislens.models.toy import load_toy_vlm
 
-        return load_toy_vlm()
+        return load_toy_vlm(model)
     from vislens.models.vlm import load_vlm
 
     return load_vlm(model)

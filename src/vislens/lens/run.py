@@ -33,6 +33,7 @@ from vislens.lens.sampling import SamplingRules
 from vislens.lens.textmodel import BankModel
 from vislens.lens.visual import check_visual_layers, default_visual_layers, visual_tokens
 from vislens.models.text import TextLM
+from vislens.models.toy.paths import is_toy_name
 from vislens.models.vlm.base import VLMAdapter
 
 if TYPE_CHECKING:  # study.py imports lens.config: a runtime import here would loop
@@ -66,10 +67,10 @@ def load_study_vlm(study: Study) -> VLMAdapter:
         raise ConfigError(
             f"{study.config_path}: key 'model.name_or_path' is empty — name a VLM directory, hub id or 'toy'"
         )
-    if name in ("toy", "vislens/toy"):
+    if is_toy_name(name):
         from vislens.models.toy import load_toy_vlm
 
-        return load_toy_vlm(device=_device(study))
+        return load_toy_vlm(name, device=_device(study))
     local = study.resolve(name)
     return load_vlm(
         str(local) if local.is_dir() else name,
@@ -93,7 +94,7 @@ def default_corpus(study: Study) -> Path | None:
 def _model_ref(study: Study, text_model: str | None) -> str:
     """How a Ray actor loads the bank's LM: ``load_bank_model``'s argument."""
     name = text_model or study.config.model.name_or_path
-    if not name or name in ("toy", "vislens/toy"):
+    if not name or is_toy_name(name):
         return name
     local = study.resolve(name)
     return str(local) if local.is_dir() else name

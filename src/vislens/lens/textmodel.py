@@ -109,9 +109,10 @@ def load_bank_model(name_or_path: str, *, device: str = "cpu") -> BankModel:
     """``toy`` (the toy VLM's LLM), a VLM directory (its LLM), a causal LM, or a text
     encoder (e.g. all-MiniLM-L6-v2), by directory or hub id."""
     from vislens.models.text import TextLM
+    from vislens.models.toy.paths import is_toy_name
 
-    if name_or_path in ("toy", "vislens/toy"):
-        return BankModel.from_text_lm(TextLM.load("toy", device=device))
+    if is_toy_name(name_or_path):
+        return BankModel.from_text_lm(TextLM.load(name_or_path, device=device))
     path = Path(name_or_path)
     if path.is_dir() and _is_vlm_dir(path):
         from vislens.models.vlm import load_vlm

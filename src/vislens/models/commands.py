@@ -14,27 +14,52 @@ toy_app = typer.Typer(help="The toy VLM trained on the synthetic grid world.", n
 @toy_app.command("train")
 def toy_train(
     out: Path = typer.Option(..., "--out", help="Directory to write the trained model to."),
+    variant: str = typer.Option(
+        "qa",
+        help="qa: the shipped `toy` (LM + connector on questions); mlp: LatentLens' recipe "
+        "(text-pretrained LM, frozen; connector on captions; experimental, see docs/toy.md).",
+    ),
     seed: int = typer.Option(0, help="Seeds initialisation, data order and questions."),
     tower_steps: int = typer.Option(None, help="Stage 1 steps (vision tower, per-patch heads)."),
-    lm_steps: int = typer.Option(None, help="Stage 2 steps (connector + LM on questions)."),
-    n_pool: int = typer.Option(None, help="Scenes stage 2 trains on."),
+    lm_steps: int = typer.Option(None, help="qa: stage 2 steps (connector + LM on questions)."),
+    text_steps: int = typer.Option(None, help="mlp: text stage steps (LM alone, text only)."),
+    connector_steps: int = typer.Option(
+        None, help="mlp: connector stage steps (connector alone, captions)."
+    ),
+    n_pool: int = typer.Option(None, help="Scenes the later stages train on."),
     threads: int = typer.Option(None, help="torch CPU threads."),
 ) -> None:
-    """Train the toy VLM from scratch; the defaults reproduce the shipped weights."""
+    """Train a toy VLM from scratch; the defaults reproduce the shipped weights."""
     import logging
     from dataclasses import replace
 
-    from vislens.models.toy.train import ToyTrainConfig, train_toy_vlm
+    from vislens.errors import InputError
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
-    given: dict[str, Any] = {
-        "tower_steps": tower_steps,
-        "lm_steps": lm_steps,
-        "n_pool": n_pool,
-        "n_threads": threads,
-    }
-    cfg = replace(ToyTrainConfig(seed=seed), **{k: v for k, v in given.items() if v is not None})
-    metrics = train_toy_vlm(out, cfg)
+    given: dict[str, Any] = {"tower_steps": tower_steps, "n_pool": n_pool, "n_threads": threads}
+    cfg: Any
+    if variant == "qa":
+        from vislens.models.toy.train import ToyTrainConfig, train_toy_vlm
+
+        if text_steps is not None or connector_steps is not None:
+            raise InputError("--text-steps/--connector-steps belong to --variant mlp")
+        given["lm_steps"] = lm_steps
+        cfg = replace(
+            ToyTrainConfig(seed=seed), **{k: v for k, v in given.items() if v is not None}
+        )
+        metrics = train_toy_vlm(out, cfg)
+    elif variant == "mlp":
+        from vislens.models.toy.mlp import ToyMlpConfig, train_toy_mlp
+
+        if lm_steps is not None:
+            raise InputError(
+                "--lm-steps belongs to --variant qa; use --text-steps/--connector-steps"
+            )
+        given |= {"text_steps": text_steps, "connector_steps": connector_steps}
+        cfg = replace(ToyMlpConfig(seed=seed), **{k: v for k, v in given.items() if v is not None})
+        metrics = train_toy_mlp(out, cfg)
+    else:
+        raise InputError(f"--variant {variant!r}: choose qa or mlp")
     typer.echo(json.dumps(metrics, indent=2))
     typer.echo(f"wrote {out}")
 
@@ -42,7 +67,7 @@ def toy_train(
 @toy_app.command("eval")
 def toy_eval(
     model: str = typer.Option(
-        "toy", help="'toy' (the shipped weights) or a directory `toy train` wrote."
+        "toy", help="'toy', 'toy-mlp' (the shipped weights) or a directory `toy train` wrote."
     ),
     n: int = typer.Option(1000, "--n", help="Fresh scenes to ask about."),
     seed: int = typer.Option(
@@ -50,14 +75,39 @@ def toy_eval(
     ),
     json_out: Path = typer.Option(None, "--json", help="Also write the report as JSON here."),
     record: bool = typer.Option(False, help="Also store the report in the model's train.json."),
+    tasks: str = typer.Option(
+        None,
+        help="Comma-separated tasks (presence, cell_color, cell_shape, location, count, caption); "
+        "default: all but caption, and caption too for a model of the mlp recipe.",
+    ),
 ) -> None:
-    """Accuracy of the toy VLM per question type on freshly generated scenes."""
+    """Accuracy of a toy VLM per question type on freshly generated scenes."""
+    from vislens.errors import InputError
     from vislens.io import write_json_atomic
-    from vislens.models.toy import load_toy_vlm
-    from vislens.models.toy.evaluate import EVAL_WORLD_SEED, GOALS, evaluate_toy
+    from vislens.models.toy import load_toy_vlm, toy_model_dir
+    from vislens.models.toy.evaluate import (
+        ALL_TASKS,
+        EVAL_TASKS,
+        EVAL_WORLD_SEED,
+        GOALS,
+        evaluate_toy,
+    )
+    from vislens.models.toy.paths import is_toy_name
 
-    vlm = load_toy_vlm(None if model == "toy" else model)
-    report = evaluate_toy(vlm, n, EVAL_WORLD_SEED if seed is None else seed)
+    model_dir = toy_model_dir(model) if is_toy_name(model) else Path(model)
+    info_path = model_dir / "train.json"
+    info = json.loads(info_path.read_text(encoding="utf-8")) if info_path.is_file() else {}
+    is_mlp = info.get("config", {}).get("variant") == "toy-mlp"
+    chosen = tuple(t.strip() for t in tasks.split(",") if t.strip()) if tasks else None
+    if chosen is not None and (bad := [t for t in chosen if t not in ALL_TASKS]):
+        raise InputError(f"--tasks: unknown task(s) {bad}; choose from {', '.join(ALL_TASKS)}")
+    vlm = load_toy_vlm(model)
+    report = evaluate_toy(
+        vlm,
+        n,
+        EVAL_WORLD_SEED if seed is None else seed,
+        tasks=chosen or (ALL_TASKS if is_mlp else EVAL_TASKS),
+    )
     for task, acc in report.accuracy.items():
         goal = GOALS.get(task)
         mark = (
@@ -67,10 +117,9 @@ def toy_eval(
     if json_out is not None:
         write_json_atomic(json_out, report.to_json())
     if record:
-        from vislens.models.toy import toy_model_dir
         from vislens.models.toy.train import record_eval
 
-        record_eval(toy_model_dir() if model == "toy" else Path(model), report.to_json())
+        record_eval(model_dir, report.to_json())
 
 
 def ask(

@@ -58,10 +58,12 @@ class TextLM:
         """A causal LM by hub id or directory, or ``toy`` for the toy VLM's LLM."""
         import torch
 
-        if name_or_path in ("toy", "vislens/toy"):
+        from vislens.models.toy.paths import is_toy_name
+
+        if is_toy_name(name_or_path):
             from vislens.models.toy import load_toy_vlm
 
-            return cls.from_vlm(load_toy_vlm(device=device))
+            return cls.from_vlm(load_toy_vlm(name_or_path, device=device))
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
         try:

@@ -84,7 +84,7 @@ def _locate(name_or_path: str) -> Path:
             from vislens.models.toy import toy_model_dir  # type: ignore[attr-defined,unused-ignore]
         except ImportError as e:  # pragma: no cover - the toy ships with vislens
             raise ModelError(f"the toy model is not available in this install ({e})") from None
-        return Path(toy_model_dir())
+        return Path(toy_model_dir(name_or_path))
     path = Path(name_or_path).expanduser()
     if path.is_dir():
         return path

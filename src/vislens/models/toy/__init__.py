@@ -21,8 +21,9 @@ if TYPE_CHECKING:
 
 
 def load_toy_vlm(model_dir: str | Path | None = None, *, device: str = "cpu") -> VLMAdapter:
-    """The toy VLM in its adapter (the shipped weights, or a directory ``vislens toy train``
-    wrote). Images must be 280x280."""
+    """A toy VLM in its adapter: the shipped QA toy (None or ``"toy"``), the shipped
+    ``"toy-mlp"`` (LatentLens' recipe), or a directory ``vislens toy train`` wrote. Images
+    must be 280x280."""
     from vislens.models.toy.build import IMAGE_SIZE
     from vislens.models.vlm.load import load_vlm
 

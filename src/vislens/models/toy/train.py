@@ -26,7 +26,7 @@ import time
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
@@ -46,6 +46,13 @@ if TYPE_CHECKING:
     from transformers import LlavaForConditionalGeneration
 
 log = logging.getLogger("vislens.toy.train")
+
+
+class TrainConfig(Protocol):
+    """What ``save_toy`` and resuming need of a training configuration."""
+
+    def to_json(self) -> dict[str, object]: ...
+
 
 CHECKPOINT_EVERY = 500
 """Stage 2 steps between checkpoints (model in the output directory, full state beside it)."""
@@ -288,7 +295,7 @@ def train_lm(
 def save_toy(
     model: LlavaForConditionalGeneration,
     out_dir: Path,
-    cfg: ToyTrainConfig,
+    cfg: TrainConfig,
     extra: dict[str, object] | None = None,
 ) -> Path:
     """Write model (safetensors + config), processor and ``train.json`` to ``out_dir``
@@ -337,7 +344,7 @@ def _save_atomic(obj: object, path: Path) -> None:
     os.replace(tmp, path)
 
 
-def _load_resume(path: Path, cfg: ToyTrainConfig) -> dict[str, Any] | None:
+def _load_resume(path: Path, cfg: TrainConfig) -> dict[str, Any] | None:
     import torch
 
     from vislens.errors import InputError

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from vislens.errors import ModelError
+from vislens.models.toy.paths import TOY_VARIANTS
 from vislens.models.vlm.base import VLMAdapter
 from vislens.models.vlm.llava import LlavaAdapter
 from vislens.models.vlm.qwen import QwenVLAdapter, load_qwen_processor
@@ -15,7 +16,7 @@ from vislens.models.vlm.qwen import QwenVLAdapter, load_qwen_processor
 #: contract tests' parameter list).
 ADAPTERS: tuple[type[VLMAdapter], ...] = (LlavaAdapter, QwenVLAdapter)
 
-TOY_NAMES = ("toy", "vislens/toy")
+TOY_NAMES = (*TOY_VARIANTS, *(f"vislens/{n}" for n in TOY_VARIANTS))
 
 
 def adapter_for(model_type: str) -> type[VLMAdapter]:
@@ -32,7 +33,7 @@ def resolve_vlm_path(name_or_path: str | Path) -> tuple[str, bool]:
     if str(name_or_path) in TOY_NAMES:
         from vislens.models.toy.paths import toy_model_dir
 
-        return str(toy_model_dir()), True
+        return str(toy_model_dir(str(name_or_path))), True
     return str(name_or_path), False
 
 
@@ -100,5 +101,5 @@ def load_vlm(
         path, dtype=torch_dtype, attn_implementation=attn_implementation
     )
     model.to(device).eval()
-    name = "toy" if is_toy else str(name_or_path)
+    name = str(name_or_path).removeprefix("vislens/") if is_toy else str(name_or_path)
     return cls(model, processor, name, image_size=image_size)

@@ -1,0 +1,316 @@
+"""The ``toy-mlp`` recipe: the toy VLM trained the way LatentLens' models were
+(``vislens toy train --variant mlp``). Not shipped yet: measured so far, its connector
+stage stays at chance (docs/toy.md, "LatentLens on the toy").
+
+LatentLens studies VLMs whose connector alone was trained on captions, in front of a
+frozen, pretrained LLM. The QA toy (``train.py``) trains its LM from scratch together
+with the connector, so nothing pulls its image tokens towards word-like states, and
+LatentLens finds few words there. ``toy-mlp`` follows the paper's recipe instead:
+
+1. **tower** — stage 1 of the QA toy (``tower.py``), the same per-patch heads.
+2. **text** — the Llama LM alone learns the world's language, text only: plain captions
+   (``<s> {caption}</s>``) and each task of ``tasks.py`` asked about a scene that is
+   *written out* where the image will later be: ``<s> {question} {caption} answer:
+   {answer}</s>``. The LM thus learns to read a scene from text and answer about it.
+3. **connector** — LM, word embeddings and head frozen; only LLaVA's MLP connector trains,
+   on captions alone: ``<s> describe the image. <image> answer: {caption}</s>``. The
+   connector has to turn each cell into something the frozen LM reads as the words that
+   describe it.
+
+Everything is seeded: the same ``ToyMlpConfig`` on the same torch build gives the same
+weights. A killed run resumes from the last finished stage or checkpoint.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from vislens.data.synthetic import GridObject, caption_for
+from vislens.models.toy.build import ToyArch, build_toy_vlm
+from vislens.models.toy.config import TRAIN_WORLD_SEED, ToyTrainConfig
+from vislens.models.toy.tasks import caption_question, sample_qa
+from vislens.models.toy.tower import cosine_lr, tower_features, train_tower
+from vislens.models.toy.train import (
+    Example,
+    _encode,
+    _load_resume,
+    _save_atomic,
+    calibrate_connector,
+    lm_forward,
+    question_and_answer,
+    resume_path,
+    save_toy,
+)
+from vislens.models.toy.vocab import BOS, EOS, PAD, VOCAB
+
+if TYPE_CHECKING:
+    import torch
+    from transformers import LlavaForConditionalGeneration
+
+log = logging.getLogger("vislens.toy.train")
+
+CHECKPOINT_EVERY = 500
+"""Steps between checkpoints in the text and connector stages."""
+
+
+@dataclass(frozen=True)
+class ToyMlpConfig:
+    """How ``toy-mlp`` is trained (defaults reproduce its shipped weights)."""
+
+    variant: str = "toy-mlp"
+    """Written into ``train.json`` so the two toys' files say which recipe made them."""
+    seed: int = 0
+    """Seeds initialisation, data order and question sampling."""
+    world_seed: int = TRAIN_WORLD_SEED
+    """Seed of the grid-world scenes used for training."""
+    tower_steps: int = 600
+    """Stage 1 optimiser steps (as the QA toy)."""
+    tower_batch: int = 16
+    tower_lr: float = 2e-3
+    n_pool: int = 4000
+    """Scenes whose frozen-tower features the connector stage trains on (their captions and
+    questions also make the text stage's data)."""
+    text_steps: int = 3000
+    """Text stage optimiser steps (LM alone, text only)."""
+    text_batch: int = 32
+    text_lr: float = 2e-3
+    text_task_weights: dict[str, float] = field(
+        default_factory=lambda: {
+            "plain": 0.2,
+            "presence": 0.15,
+            "cell_color": 0.1,
+            "cell_shape": 0.1,
+            "location": 0.1,
+            "count": 0.1,
+            "caption": 0.25,
+        }
+    )
+    """Mix of the text stage: ``plain`` captions, and the tasks asked about a written scene."""
+    connector_steps: int = 3000
+    """Connector stage optimiser steps (connector alone, captions only)."""
+    connector_batch: int = 32
+    connector_lr: float = 2e-3
+    n_threads: int = 1
+    """torch CPU threads (the shipped weights were trained with 1)."""
+    arch: ToyArch = field(default_factory=ToyArch)
+
+    def to_json(self) -> dict[str, object]:
+        return asdict(self)
+
+    def tower_config(self) -> ToyTrainConfig:
+        """The QA toy's config for stage 1 (same tower recipe)."""
+        return replace(
+            ToyTrainConfig(),
+            seed=self.seed,
+            world_seed=self.world_seed,
+            tower_steps=self.tower_steps,
+            tower_batch=self.tower_batch,
+            tower_lr=self.tower_lr,
+            n_pool=self.n_pool,
+            n_threads=self.n_threads,
+            arch=self.arch,
+        )
+
+
+def text_sequence(objects: list[GridObject], rng: np.random.Generator, kind: str) -> list[int]:
+    """Token ids of one text-stage sequence about a scene (``kind`` from the config's mix)."""
+    caption = caption_for(objects)
+    if kind == "plain":
+        return [VOCAB[BOS], *_encode(caption), VOCAB[EOS]]
+    qa = caption_question(objects) if kind == "caption" else sample_qa(objects, rng, kind)
+    before, after, target = question_and_answer(qa.question, qa.answer)
+    return [*before, *_encode(caption), *after, *target]
+
+
+def _text_batch(
+    objects: list[list[GridObject]], rng: np.random.Generator, cfg: ToyMlpConfig
+) -> list[list[int]]:
+    kinds = list(cfg.text_task_weights)
+    w = np.asarray([cfg.text_task_weights[k] for k in kinds], dtype=np.float64)
+    out = []
+    for _ in range(cfg.text_batch):
+        kind = kinds[int(rng.choice(len(kinds), p=w / w.sum()))]
+        out.append(text_sequence(objects[int(rng.integers(len(objects)))], rng, kind))
+    return out
+
+
+def _lm_params(model: LlavaForConditionalGeneration) -> list[torch.nn.Parameter]:
+    return [*model.model.language_model.parameters(), *model.lm_head.parameters()]
+
+
+def _checkpoint(
+    model: LlavaForConditionalGeneration,
+    out_dir: Path | None,
+    cfg: ToyMlpConfig,
+    stage: str,
+    step: int,
+    opt: torch.optim.Optimizer | None,
+    keep: dict[str, Any],
+) -> None:
+    if out_dir is None:
+        return
+    state = {
+        "config": cfg.to_json(),
+        "stage": stage,
+        "step": step,
+        "model": model.state_dict(),
+        "opt": None if opt is None else opt.state_dict(),
+        **keep,
+    }
+    _save_atomic(state, resume_path(out_dir))
+
+
+def train_text(
+    model: LlavaForConditionalGeneration,
+    objects: list[list[GridObject]],
+    cfg: ToyMlpConfig,
+    out_dir: Path | None = None,
+    *,
+    resume: dict[str, Any] | None = None,
+    keep: dict[str, Any] | None = None,
+) -> dict[str, float]:
+    """Stage 2: the LM alone, next-token loss on every text token after ``<s>``."""
+    import torch
+
+    from vislens.progress import track
+
+    torch.manual_seed(cfg.seed + 2)
+    params = _lm_params(model)
+    opt = torch.optim.AdamW(params, lr=cfg.text_lr, weight_decay=0.01)
+    first = 0
+    if resume is not None and resume["stage"] == "text":
+        opt.load_state_dict(resume["opt"])
+        first = int(resume["step"])
+    lm = model.model.language_model
+    lm.train()
+    t0, loss_v = time.time(), float("nan")
+    for step in track(range(first, cfg.text_steps), "toy-mlp: text", total=cfg.text_steps - first):
+        rng = np.random.default_rng([cfg.seed, 5, step])
+        seqs = _text_batch(objects, rng, cfg)
+        t = max(len(s) for s in seqs)
+        ids = torch.full((len(seqs), t), VOCAB[PAD], dtype=torch.long)
+        labels = torch.full((len(seqs), t), -100, dtype=torch.long)
+        for j, s in enumerate(seqs):
+            ids[j, : len(s)] = torch.tensor(s)
+            labels[j, : len(s) - 1] = torch.tensor(s[1:])
+        out = lm(input_ids=ids)
+        logits = model.lm_head(out.last_hidden_state)
+        mask = labels != -100
+        loss = torch.nn.functional.cross_entropy(logits[mask], labels[mask])
+        for g in opt.param_groups:
+            g["lr"] = cosine_lr(step, cfg.text_steps, cfg.text_lr)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        opt.step()
+        loss_v = float(loss.detach())
+        if step % 100 == 0 or step == cfg.text_steps - 1:
+            log.info("text step %d loss %.4f %.0fs", step, loss_v, time.time() - t0)
+        if (step + 1) % CHECKPOINT_EVERY == 0 and step + 1 < cfg.text_steps:
+            _checkpoint(model, out_dir, cfg, "text", step + 1, opt, keep or {})
+    lm.eval()
+    return {"text_final_loss": loss_v}
+
+
+def train_connector(
+    model: LlavaForConditionalGeneration,
+    feats: torch.Tensor,
+    objects: list[list[GridObject]],
+    cfg: ToyMlpConfig,
+    out_dir: Path | None = None,
+    *,
+    resume: dict[str, Any] | None = None,
+    keep: dict[str, Any] | None = None,
+) -> dict[str, float]:
+    """Stage 3: only the connector trains, on captions, in front of the frozen LM."""
+    import torch
+
+    from vislens.progress import track
+
+    for p in [*_lm_params(model), *model.model.vision_tower.parameters()]:
+        p.requires_grad_(False)
+    proj = model.model.multi_modal_projector
+    params = list(proj.parameters())
+    opt = torch.optim.AdamW(params, lr=cfg.connector_lr, weight_decay=0.01)
+    first = 0
+    if resume is not None and resume["stage"] == "connector" and resume["opt"] is not None:
+        opt.load_state_dict(resume["opt"])
+        first = int(resume["step"])
+    proj.train()
+    t0 = time.time()
+    accs: list[float] = []
+    loss_v = float("nan")
+    steps = range(first, cfg.connector_steps)
+    for step in track(steps, "toy-mlp: connector", total=cfg.connector_steps - first):
+        rng = np.random.default_rng([cfg.seed, 7, step])
+        idx = rng.integers(len(objects), size=cfg.connector_batch)
+        examples = []
+        for i in idx.tolist():
+            qa = caption_question(objects[i])
+            examples.append(
+                Example(i, "caption", *question_and_answer(qa.question, qa.answer), None)
+            )
+        logits, labels, _ = lm_forward(model, feats[torch.from_numpy(idx)].float(), examples, 1)
+        mask = labels != -100
+        loss = torch.nn.functional.cross_entropy(logits[mask], labels[mask])
+        for g in opt.param_groups:
+            g["lr"] = cosine_lr(step, cfg.connector_steps, cfg.connector_lr)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        opt.step()
+        loss_v = float(loss.detach())
+        with torch.no_grad():
+            accs.extend(((logits.argmax(-1) == labels) | ~mask).all(dim=1).float().tolist())
+        if step % 100 == 0 or step == cfg.connector_steps - 1:
+            log.info(
+                "connector step %d loss %.4f caption acc %.3f %.0fs",
+                step, loss_v, float(np.mean(accs[-500:])), time.time() - t0,
+            )  # fmt: skip
+        if (step + 1) % CHECKPOINT_EVERY == 0 and step + 1 < cfg.connector_steps:
+            _checkpoint(model, out_dir, cfg, "connector", step + 1, opt, keep or {})
+    proj.eval()
+    return {"connector_final_loss": loss_v, "train_caption_acc": float(np.mean(accs[-500:]))}
+
+
+def train_toy_mlp(
+    out_dir: Path, cfg: ToyMlpConfig | None = None, *, checkpoints: bool = True
+) -> dict[str, float]:
+    """Train ``toy-mlp`` from scratch (tower, text, connector) and save it to ``out_dir``;
+    a stopped run resumes when started again with the same configuration."""
+    import torch
+
+    cfg = cfg or ToyMlpConfig()
+    out_dir = Path(out_dir)
+    torch.set_num_threads(cfg.n_threads)
+    model = build_toy_vlm(cfg.arch, seed=cfg.seed)
+    ckpt = out_dir if checkpoints else None
+    resume = _load_resume(resume_path(out_dir), cfg) if checkpoints else None
+    if resume is None:
+        metrics = train_tower(model, cfg.tower_config())
+    else:
+        log.info("resuming %s at step %d", resume["stage"], resume["step"])
+        model.load_state_dict(resume["model"])
+        for p in model.model.vision_tower.parameters():
+            p.requires_grad_(False)
+        metrics = dict(resume["metrics"])
+    feats, objects = tower_features(model, cfg.world_seed, cfg.n_pool)
+    stage = None if resume is None else resume["stage"]
+    if stage in (None, "text"):
+        metrics |= train_text(model, objects, cfg, ckpt, resume=resume, keep={"metrics": metrics})
+        calibrate_connector(model, feats[:256])
+        _checkpoint(model, ckpt, cfg, "connector", 0, None, {"metrics": metrics})
+        resume = None
+    metrics |= train_connector(
+        model, feats, objects, cfg, ckpt, resume=resume, keep={"metrics": metrics}
+    )
+    save_toy(model, out_dir, cfg, extra={"metrics": metrics})
+    if checkpoints:
+        resume_path(out_dir).unlink(missing_ok=True)
+    return metrics
