@@ -19,7 +19,7 @@ from vislens.probe.scoring import SENSITIVITY_COLUMNS
 from vislens.probe.stats import RANKING_COLUMNS
 
 N_IMAGES = 40  # per target; half of them hold it
-PARAPHRASES = ["p0", "p2", "p4", "l0"]  # the toy's trained phrasings and two it gets wrong
+PARAPHRASES = ["p0", "p2", "p4", "l0"]  # the toy's trained phrasings and two it does not know
 
 
 def common_target(world: Path) -> str:
@@ -52,7 +52,7 @@ def test_presence_meets_the_toys_goal_in_its_trained_phrasing(probed) -> None:  
     assert p0["n"] == N_IMAGES and p0["tp"] + p0["fn"] == N_IMAGES // 2
     assert p0["precision"] >= GOALS["presence"] and p0["recall"] >= GOALS["presence"]
     assert p0["n_unparseable"] == 0
-    # Phrasings it was not trained on: answered, but it mostly says "no" (recorded, not asserted).
+    # Phrasings it was not trained on: recorded, mostly unparseable (not asserted).
     assert set(summary["presence"][target]["by_paraphrase"]) == {"p0", "p2", "p4"}
     assert set(summary["location"][target]["by_paraphrase"]) == {"l0"}
 
@@ -60,22 +60,32 @@ def test_presence_meets_the_toys_goal_in_its_trained_phrasing(probed) -> None:  
 def test_best_ranked_heads_attend_to_the_target_cell(probed) -> None:  # type: ignore[no-untyped-def]
     world, summary, _ = probed
     ranking = summary["head_ranking"]
-    assert ranking["status"] == "ok" and min(ranking["n_tp"], ranking["n_fn"]) >= 5
     table = pd.read_csv(world / "probe/reports/stats/head_rankings.csv")
     assert list(table.columns) == list(RANKING_COLUMNS)
-    best = table[table["feature"] == "target_mass"].iloc[0]
-    assert best["q_bh"] < 0.05 and best["mean_tp"] > best["mean_fn"]
     feats = pd.read_parquet(world / "probe/reports/stats/per_head_features.parquet")
     assert list(feats.columns) == list(FEATURE_COLUMNS)
+    n_tp, n_fn = ranking["n_tp"], ranking["n_fn"]
+    assert n_tp == int((feats["outcome"] == "TP").sum() / feats.groupby(["layer", "head"]).ngroups)
+    top = summary["top_heads"][0]
+    if min(n_tp, n_fn) >= ranking["min_per_group"]:
+        assert ranking["status"] == "ok"
+        best = table[table["feature"] == "target_mass"].iloc[0]
+        assert best["q_bh"] < 0.05 and best["mean_tp"] > best["mean_fn"]
+        assert (top["layer"], top["head"]) == (best["layer"], best["head"])
+    else:
+        # The toy rarely misses a target it was asked about in its own phrasing: with too
+        # few FNs the summary says so and ranks nothing, and the top heads are the best
+        # localising ones.
+        assert ranking["status"] == "too_few_cases"
+        assert f"{n_tp} TP and {n_fn} FN" in ranking["message"]
+        assert table.empty and top["chosen_by"] == "localisation"
     tp = feats[
         (feats["outcome"] == "TP")
-        & (feats["layer"] == best["layer"])
-        & (feats["head"] == best["head"])
+        & (feats["layer"] == top["layer"])
+        & (feats["head"] == top["head"])
     ]
     # Above the mean cell (ratio > 1) in the TP cases, as summary.json reports too.
-    assert (tp["target_ratio"] > 1).mean() >= 0.9
-    top = summary["top_heads"][0]
-    assert (top["layer"], top["head"]) == (best["layer"], best["head"])
+    assert len(tp) == n_tp and (tp["target_ratio"] > 1).mean() >= 0.9
     assert top["tp_target_ratio_mean"] > 1
 
 

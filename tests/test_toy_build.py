@@ -224,3 +224,20 @@ def test_a_stopped_training_run_resumes_to_the_same_weights(
     monkeypatch.setattr(train, "sample_batch", real)
     with pytest.raises(InputError, match="another configuration"):
         train_toy_vlm(tmp_path / "other", replace(cfg, lm_lr=0.5))
+
+
+def test_resume_state_past_warm_up_loads_with_weights_only(tmp_path: Path) -> None:
+    """The learning rate lands in the optimiser state that resuming reads with
+    ``weights_only=True``: past warm-up it must still be a plain float."""
+    from vislens.models.toy.tower import cosine_lr
+
+    lin = torch.nn.Linear(2, 2)
+    opt = torch.optim.AdamW(lin.parameters(), lr=1e-3)
+    for step in (0, 500):
+        for g in opt.param_groups:
+            g["lr"] = cosine_lr(step, 1000, 1e-3)
+    lin(torch.ones(1, 2)).sum().backward()
+    opt.step()
+    torch.save({"opt": opt.state_dict()}, tmp_path / "state.pt")
+    back = torch.load(tmp_path / "state.pt", map_location="cpu", weights_only=True)
+    assert back["opt"]["param_groups"][0]["lr"] == pytest.approx(cosine_lr(500, 1000, 1e-3))

@@ -58,7 +58,11 @@ def test_shipped_weights_meet_the_accuracy_goals_on_unseen_scenes(toy) -> None: 
     from vislens.models.toy.evaluate import GOALS, evaluate_toy
 
     report = evaluate_toy(toy, n_images=1000, seed=UNSEEN_SEED, tasks=tuple(GOALS))
-    assert report.n_questions == {task: 1000 for task in GOALS}
+    # Location is asked only where a colour+shape pair is unique: nearly every scene.
+    assert report.n_questions["location"] >= 950
+    assert {t: n for t, n in report.n_questions.items() if t != "location"} == {
+        t: 1000 for t in GOALS if t != "location"
+    }
     misses = {t: report.accuracy[t] for t, ok in report.meets_goals().items() if not ok}
     assert not misses, f"below the goals {GOALS}: {misses}; examples: {report.examples}"
 

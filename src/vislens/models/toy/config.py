@@ -28,7 +28,7 @@ class ToyTrainConfig:
     n_pool: int = 6000
     """Scenes (of the normal world, 1-6 shapes) whose frozen-tower features stage 2
     trains on."""
-    lm_steps: int = 6000
+    lm_steps: int = 10000
     """Stage 2 optimiser steps."""
     lm_batch: int = 32
     """Sequences (one image and one question each) per stage 2 step."""
@@ -40,11 +40,11 @@ class ToyTrainConfig:
     """Weight of the evidence loss next to the answer loss."""
     task_weights: dict[str, float] = field(
         default_factory=lambda: {
-            "presence": 0.33,
-            "cell_color": 0.22,
-            "cell_shape": 0.22,
-            "location": 0.1,
-            "count": 0.1,
+            "presence": 0.25,
+            "cell_color": 0.18,
+            "cell_shape": 0.2,
+            "location": 0.2,
+            "count": 0.14,
             "caption": 0.03,
         }
     )

@@ -29,7 +29,9 @@ def cosine_lr(step: int, n_steps: int, peak: float, warmup: int = 100) -> float:
     if step < warmup:
         return peak * (step + 1) / warmup
     t = (step - warmup) / max(1, n_steps - warmup)
-    return peak * (0.05 + 0.95 * 0.5 * (1 + np.cos(np.pi * t)))
+    # A Python float: a numpy scalar in the optimiser's state would make the resume file
+    # unreadable with torch.load(weights_only=True).
+    return float(peak * (0.05 + 0.95 * 0.5 * (1 + np.cos(np.pi * t))))
 
 
 def cell_targets(objects: list[GridObject]) -> np.ndarray:
