@@ -156,7 +156,9 @@ def lens_stage(study: Study, s: DemoSettings) -> dict[str, Any]:
     from vislens.lens.run import build_study_bank, load_study_vlm, rates_study, run_neighbors
 
     vlm = load_study_vlm(study)
-    build_study_bank(study, None, vlm=vlm)
+    # The stage was not recorded as done: a bank left by a killed run is rebuilt, never
+    # trusted half-way (and a complete one would otherwise refuse to be rebuilt).
+    build_study_bank(study, None, vlm=vlm, overwrite=True)
     res = run_neighbors(study, vlm=vlm, limit=s.lens_images or None)
     rates, _ = rates_study(study, source="truth", n_resamples=200, seed=s.seed)
     return {"n_images": int(res.n_images), "rates": rates.to_dict("records")}
