@@ -166,6 +166,27 @@ def _checkpoint(
     _save_atomic(state, resume_path(out_dir))
 
 
+def _optimise(
+    opt: torch.optim.Optimizer,
+    params: list[torch.nn.Parameter],
+    logits: torch.Tensor,
+    labels: torch.Tensor,
+    mask: torch.Tensor,
+    lr: float,
+) -> float:
+    """One optimiser step on the next-token loss at ``mask``; returns the loss."""
+    import torch
+
+    loss = torch.nn.functional.cross_entropy(logits[mask], labels[mask])
+    for g in opt.param_groups:
+        g["lr"] = lr
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(params, 1.0)
+    opt.step()
+    return float(loss.detach())
+
+
 def train_text(
     model: LlavaForConditionalGeneration,
     objects: list[list[GridObject]],
@@ -202,14 +223,9 @@ def train_text(
         out = lm(input_ids=ids)
         logits = model.lm_head(out.last_hidden_state)
         mask = labels != -100
-        loss = torch.nn.functional.cross_entropy(logits[mask], labels[mask])
-        for g in opt.param_groups:
-            g["lr"] = cosine_lr(step, cfg.text_steps, cfg.text_lr)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(params, 1.0)
-        opt.step()
-        loss_v = float(loss.detach())
+        loss_v = _optimise(
+            opt, params, logits, labels, mask, cosine_lr(step, cfg.text_steps, cfg.text_lr)
+        )
         if step % 100 == 0 or step == cfg.text_steps - 1:
             log.info("text step %d loss %.4f %.0fs", step, loss_v, time.time() - t0)
         if (step + 1) % CHECKPOINT_EVERY == 0 and step + 1 < cfg.text_steps:
@@ -258,14 +274,8 @@ def train_connector(
             )
         logits, labels, _ = lm_forward(model, feats[torch.from_numpy(idx)].float(), examples, 1)
         mask = labels != -100
-        loss = torch.nn.functional.cross_entropy(logits[mask], labels[mask])
-        for g in opt.param_groups:
-            g["lr"] = cosine_lr(step, cfg.connector_steps, cfg.connector_lr)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(params, 1.0)
-        opt.step()
-        loss_v = float(loss.detach())
+        lr = cosine_lr(step, cfg.connector_steps, cfg.connector_lr)
+        loss_v = _optimise(opt, params, logits, labels, mask, lr)
         with torch.no_grad():
             accs.extend(((logits.argmax(-1) == labels) | ~mask).all(dim=1).float().tolist())
         if step % 100 == 0 or step == cfg.connector_steps - 1:
