@@ -1,11 +1,25 @@
-"""Explorer responsiveness in headless Chromium: navigation → drawn scatter, and lasso →
-image grid, for `vislens view` beside a plain Plotly scattergl page of the same points.
+"""Explorer renderers in headless Chromium: navigation → drawn scatter, and lasso → image
+grid (or the renderer's own selection result), at 10k, 100k and 1M points.
 
-    python bench/explorer.py [--quick]      # --quick: 10k and 100k points; else also 1M
+    python bench/explorer.py [--quick] [--repeat 3] [--only explorer,plotly]
+    # --quick: 10k and 100k points only
 
-The reference page holds every point in the browser (what FiftyOne's panel does); the
-explorer sends at most its budget of points (a density layer for the rest) and computes
-the selection on the server from the lasso polygon.
+Rows, each over the same points (seed 003's cache layout, four clusters):
+
+- **explorer**: `vislens view` as shipped: at most 20,000 WebGL points of the view, a
+  density heatmap of every point under them when the view holds more; the first figure
+  comes with the page; the lasso's shape goes to the server, which selects among all points.
+- **plotly** (the reference): a plain Plotly scattergl page holding every point in the
+  browser (what FiftyOne's embeddings panel does); the lasso is Plotly's own.
+- **datashader**: the explorer with its density layer drawn by datashader (every point
+  aggregated per pixel and coloured by category, one PNG) instead of the heatmap.
+- **embedding-atlas**: Apple's package, its own page from its own CLI (WebGPU, or its WebGL
+  2 fallback where the browser has no WebGPU adapter, as headless Chromium here with
+  `--disable-gpu`); lasso → its count of selected points.
+
+Each row is timed after one unmeasured load (a warm browser cache, as a second visit), and
+the median of ``--repeat`` loads is reported. Goals at 1M for the explorer: first draw
+under 3 s and lasso → grid under 1 s.
 """
 
 from __future__ import annotations
@@ -14,10 +28,13 @@ import argparse
 import contextlib
 import http.server
 import json
+import os
+import statistics
 import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -25,13 +42,23 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))
+sys.path.insert(0, str(REPO / "bench"))
 
+from _explorer_renderers import atlas_command, atlas_times, installed, running  # noqa: E402
+from _report import figure  # noqa: E402
 from helpers_app import write_seed003_cache  # noqa: E402
-from helpers_human import chromium_browser  # noqa: E402
+from helpers_human import chromium_browser, free_port  # noqa: E402
 from test_app_explorer_browser import seed_viewer  # noqa: E402
 
+RENDERERS = ("explorer", "plotly", "datashader", "embedding-atlas")
 GD = "document.querySelector('{sel}')"
+EX = "#ex-graph .js-plotly-plot"
 RING = [(7.0, -1.5), (13.0, -1.5), (13.0, 1.5), (7.0, 1.5), (7.0, -1.4)]
+DRAWN = (
+    "(sel) => { const gd = document.querySelector(sel);"
+    " return gd && gd._fullData && gd._fullData.some(t => t.type === 'scattergl'); }"
+)
+Timer = Callable[[Any], tuple[float, float, str]]
 
 
 def _px(page: Any, sel: str, x: float, y: float) -> tuple[float, float]:
@@ -45,6 +72,7 @@ def _px(page: Any, sel: str, x: float, y: float) -> tuple[float, float]:
 
 
 def _lasso(page: Any, sel: str) -> None:
+    """Draw RING with the lasso (the mouse still down at the end)."""
     page.evaluate("() => window.Plotly.relayout(" + GD.format(sel=sel) + ", {dragmode: 'lasso'})")
     page.wait_for_timeout(300)
     page.mouse.move(*_px(page, sel, *RING[0]))
@@ -53,34 +81,56 @@ def _lasso(page: Any, sel: str) -> None:
         page.mouse.move(*_px(page, sel, *pt), steps=4)
 
 
-def bench_explorer(browser: Any, cache: Path, images: Path) -> tuple[float, float]:
-    with seed_viewer(cache, images) as url:
-        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+def _two_frames(page: Any) -> None:
+    page.evaluate("() => new Promise(r => requestAnimationFrame(() => requestAnimationFrame(r)))")
+
+
+def explorer_times(url: str) -> Timer:
+    """The explorer's page (`vislens view`, or the datashader variant)."""
+
+    def run(page: Any) -> tuple[float, float, str]:
         t0 = time.perf_counter()
         page.goto(url)
-        page.wait_for_function(
-            "() => { const gd = document.querySelector('#ex-graph .js-plotly-plot');"
-            " return gd && gd._fullData && gd._fullData.length >= 4; }",
-            timeout=120_000,
-        )
-        page.evaluate(
-            "() => new Promise(r => requestAnimationFrame(() => requestAnimationFrame(r)))"
-        )
+        page.wait_for_function(DRAWN, arg=EX, timeout=300_000)
+        _two_frames(page)
         draw = time.perf_counter() - t0
-        _lasso(page, "#ex-graph .js-plotly-plot")
+        _lasso(page, EX)
         t1 = time.perf_counter()
         page.mouse.up()
         page.wait_for_function(
-            "() => document.querySelectorAll('#ex-grid figure').length > 0", timeout=120_000
+            "() => document.querySelectorAll('#ex-grid figure').length > 0", timeout=300_000
         )
         select = time.perf_counter() - t1
-        page.close()
-    return draw, select
+        return draw, select, page.locator("#ex-sel-info").inner_text().split(" · ")[0]
+
+    return run
 
 
-def bench_reference(
-    browser: Any, coords: np.ndarray, labels: list[str], root: Path
-) -> tuple[float, float]:
+def plotly_times(url: str) -> Timer:
+    """The reference page: every point in one Plotly scattergl trace."""
+
+    def run(page: Any) -> tuple[float, float, str]:
+        t0 = time.perf_counter()
+        page.goto(url)
+        page.wait_for_function(DRAWN, arg="#ref", timeout=300_000)
+        _two_frames(page)
+        draw = time.perf_counter() - t0
+        page.evaluate(
+            "() => { window.__sel = null; document.getElementById('ref')"
+            ".on('plotly_selected', e => { window.__sel = e ? e.points.length : 0; }); }"
+        )
+        _lasso(page, "#ref")
+        t1 = time.perf_counter()
+        page.mouse.up()
+        page.wait_for_function("() => window.__sel !== null", timeout=300_000)
+        select = time.perf_counter() - t1
+        return draw, select, f"{page.evaluate('() => window.__sel'):,} selected (drawn points)"
+
+    return run
+
+
+@contextlib.contextmanager
+def plotly_page(root: Path, coords: np.ndarray, labels: list[str]) -> Any:
     import plotly.graph_objects as go
 
     fig = go.Figure(
@@ -93,33 +143,117 @@ def bench_reference(
         include_plotlyjs=True, full_html=True, div_id="ref", config={"displaylogo": False}
     )
     (root / "ref.html").write_text(html)
-    handler = lambda *a, **k: http.server.SimpleHTTPRequestHandler(*a, directory=str(root), **k)  # noqa: E731
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(
+        ("127.0.0.1", 0), lambda *a, **k: Quiet(*a, directory=str(root), **k)
+    )
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
-        page = browser.new_page(viewport={"width": 1400, "height": 1000})
-        t0 = time.perf_counter()
-        page.goto(f"http://127.0.0.1:{server.server_address[1]}/ref.html")
-        page.wait_for_function(
-            "() => { const gd = document.getElementById('ref'); return gd && gd._fullData; }",
-            timeout=120_000,
-        )
-        page.evaluate(
-            "() => new Promise(r => requestAnimationFrame(() => requestAnimationFrame(r)))"
-        )
-        draw = time.perf_counter() - t0
-        page.evaluate(
-            "() => { window.__sel = 0; document.getElementById('ref').on('plotly_selected', () => { window.__sel = 1; }); }"
-        )
-        _lasso(page, "#ref")
-        t1 = time.perf_counter()
-        page.mouse.up()
-        page.wait_for_function("() => window.__sel === 1", timeout=120_000)
-        select = time.perf_counter() - t1
-        page.close()
+        yield f"http://127.0.0.1:{server.server_address[1]}/ref.html"
     finally:
         server.shutdown()
-    return draw, select
+
+
+def measure(browser: Any, timer: Timer, repeat: int) -> dict[str, Any]:
+    """One unmeasured load, then the median of ``repeat`` loads."""
+    runs = []
+    for k in range(repeat + 1):
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        try:
+            out = timer(page)
+        finally:
+            page.close()
+        if k:
+            runs.append(out)
+    draws = [r[0] for r in runs]
+    sels = [r[1] for r in runs]
+    return {"draw_s": statistics.median(draws), "lasso_s": statistics.median(sels),
+            "draws": draws, "lassos": sels, "note": runs[-1][2]}  # fmt: skip
+
+
+def one_size(browser: Any, n: int, only: set[str], repeat: int) -> list[dict[str, Any]]:
+    import pandas as pd
+
+    rows: list[dict[str, Any]] = []
+    with tempfile.TemporaryDirectory(prefix="vislens-bench-") as tmp:
+        root = Path(tmp)
+        cache, images = write_seed003_cache(root, n, n_images=48)
+        coords = np.load(cache / "vis_umap_coords.npy")
+        meta = pd.read_csv(cache / "metadata.csv")
+
+        def row(name: str, run: Callable[[], dict[str, Any]] | str) -> None:
+            if name not in only:
+                return
+            res = {"renderer": name, "n": n}
+            res.update({"note": run} if isinstance(run, str) else run())
+            rows.append(res)
+            print(json.dumps(res), flush=True)
+
+        with seed_viewer(cache, images) as url:
+            row("explorer", lambda: measure(browser, explorer_times(url), repeat))
+        row("plotly", lambda: _plotly(browser, root, coords, meta, repeat))
+        if installed("datashader") is None:
+            row("datashader", "not run: datashader is not installed (bench/README.md says how)")
+        else:
+            port = free_port()
+            cmd = [sys.executable, str(REPO / "bench" / "_explorer_renderers.py"),
+                   "--cache_dir", str(cache), "--coords_file", "vis_umap_coords.npy",
+                   "--image_dir", str(images), "--port", str(port)]  # fmt: skip
+            with running(cmd, f"http://127.0.0.1:{port}/", root / "ds.log") as url:
+                row("datashader", lambda: measure(browser, explorer_times(url), repeat))
+        parquet = root / "atlas.parquet"
+        meta.assign(x=coords[:, 0], y=coords[:, 1]).to_parquet(parquet)
+        port = free_port()
+        cmd_or_why = atlas_command(parquet, port)
+        if isinstance(cmd_or_why, str):
+            row("embedding-atlas", cmd_or_why)
+        else:
+            with running(cmd_or_why, f"http://127.0.0.1:{port}/", root / "atlas.log") as url:
+                row(
+                    "embedding-atlas",
+                    lambda: measure(browser, lambda p: atlas_times(p, url, n), repeat),
+                )
+    return rows
+
+
+def _plotly(browser: Any, root: Path, coords: np.ndarray, meta: Any, repeat: int) -> dict[str, Any]:
+    with plotly_page(root, coords, meta["file_name"].tolist()) as url:
+        return measure(browser, plotly_times(url), repeat)
+
+
+def report(rows: list[dict[str, Any]], quick: bool) -> None:
+    from vislens.app.explorer import DEFAULT_BUDGET
+
+    print(
+        f"\nexplorer budget: {DEFAULT_BUDGET:,} points drawn at most; load {os.getloadavg()[0]:.2f}"
+    )
+    ref = {r["n"]: r for r in rows if r["renderer"] == "plotly" and "draw_s" in r}
+    print(
+        f"{'renderer':<16}{'points':>10}{'draw s':>9}{'÷ plotly':>10}{'lasso s':>9}{'÷ plotly':>10}  note"
+    )
+    for r in rows:
+        if "draw_s" not in r:
+            print(f"{r['renderer']:<16}{r['n']:>10,}  {r['note']}")
+            continue
+        p = ref.get(r["n"])
+        rd = f"{r['draw_s'] / p['draw_s']:.2f}" if p else "—"
+        rl = f"{r['lasso_s'] / p['lasso_s']:.2f}" if p else "—"
+        print(f"{r['renderer']:<16}{r['n']:>10,}{r['draw_s']:>9.2f}{rd:>10}{r['lasso_s']:>9.2f}{rl:>10}  {r['note']}")  # fmt: skip
+    for r in rows:
+        if r["renderer"] == "explorer" and "draw_s" in r:
+            p = ref.get(r["n"])
+            big = r["n"] >= 1_000_000 and not quick
+            pv = {"reference": "plain Plotly scattergl page, every point"}
+            figure(f"first draw, {r['n']:,} points", r["draw_s"], "s", **pv,
+                   reference_value=p["draw_s"] if p else None, goal="< 3 s at 1M",
+                   met=(r["draw_s"] < 3) if big else None)  # fmt: skip
+            figure(f"lasso → image grid, {r['n']:,} points", r["lasso_s"], "s", **pv,
+                   reference_value=p["lasso_s"] if p else None, goal="< 1 s at 1M",
+                   met=(r["lasso_s"] < 1) if big else None)  # fmt: skip
 
 
 def main() -> None:
@@ -127,44 +261,24 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     ap.add_argument("--quick", action="store_true", help="10k and 100k points only")
-    ap.add_argument(
-        "--reference-max", type=int, default=100_000,
-        help="largest size the all-points Plotly page is timed at (its HTML grows with n)",
-    )  # fmt: skip
+    ap.add_argument("--repeat", type=int, default=3, help="measured loads per row (median)")
+    ap.add_argument("--only", default=",".join(RENDERERS), help="renderers to run")
     args = ap.parse_args()
     sizes = [10_000, 100_000] if args.quick else [10_000, 100_000, 1_000_000]
+    only = {s.strip() for s in args.only.split(",") if s.strip()}
     from playwright.sync_api import sync_playwright
 
-    from vislens.app.explorer import DEFAULT_BUDGET
-
-    results = []
+    print(f"load before: {os.getloadavg()}", flush=True)
+    rows: list[dict[str, Any]] = []
     with sync_playwright() as pw:
         browser = chromium_browser(pw)
         for n in sizes:
-            with tempfile.TemporaryDirectory(prefix="vislens-bench-") as tmp:
-                cache, images = write_seed003_cache(Path(tmp), n, n_images=48)
-                coords = np.load(cache / "vis_umap_coords.npy")
-                import pandas as pd
-
-                labels = pd.read_csv(cache / "metadata.csv")["file_name"].tolist()
-                e_draw, e_sel = bench_explorer(browser, cache, images)
-                r_draw = r_sel = float("nan")
-                if n <= args.reference_max:
-                    r_draw, r_sel = bench_reference(browser, coords, labels, Path(tmp))
-            results.append({"n": n, "explorer_draw_s": e_draw, "explorer_lasso_to_grid_s": e_sel,
-                            "plotly_draw_s": r_draw, "plotly_lasso_to_selected_s": r_sel})  # fmt: skip
-            print(json.dumps(results[-1]), flush=True)
+            rows += one_size(browser, n, only, args.repeat)
         browser.close()
-    print(f"explorer budget: {DEFAULT_BUDGET:,} points drawn at most")
-    print(
-        f"{'points':>10}{'explorer draw s':>17}{'lasso→grid s':>14}{'plotly draw s':>15}{'lasso→selected s':>18}"
-    )
-    for r in results:
-        print(f"{r['n']:>10,}{r['explorer_draw_s']:>17.2f}{r['explorer_lasso_to_grid_s']:>14.2f}"
-              f"{r['plotly_draw_s']:>15.2f}{r['plotly_lasso_to_selected_s']:>18.2f}")  # fmt: skip
+    report(rows, args.quick)
     out = REPO / "bench" / "out" / "explorer.json"
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"budget": DEFAULT_BUDGET, "results": results}, indent=2))
+    out.write_text(json.dumps({"rows": rows}, indent=2))
 
 
 if __name__ == "__main__":

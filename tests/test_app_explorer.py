@@ -16,7 +16,8 @@ from helpers_app import LABELS, write_seed003_cache
 from helpers_human import vislens_exe
 from vislens.app.explorer import create_view_app, csv_safe, selection_indices
 from vislens.app.explorer_data import ExplorerData
-from vislens.app.explorer_figure import build_figure, hover_text
+from vislens.app.explorer_figure import build_figure, hover_parts, typed_array
+from vislens.app.explorer_views import ExplorerViews
 from vislens.app.geometry import points_in_box, points_in_polygon
 from vislens.errors import InputError
 
@@ -168,16 +169,70 @@ def test_filters_search_and_server_side_selection(cache: tuple[Path, Path]) -> N
     assert selection_indices(data, lasso, ~cats).size == 0  # the filter applies
 
 
+def _decode(spec: dict[str, str]) -> np.ndarray:
+    """Plotly.js' reading of a typed array, written out: base64 bytes in the named dtype."""
+    import base64
+
+    names = {"f4": np.float32, "f8": np.float64, "u1": np.uint8, "i4": np.int32, "u4": np.uint32}
+    out = np.frombuffer(base64.b64decode(spec["bdata"]), dtype=names[spec["dtype"]])
+    return out.reshape([int(s) for s in spec["shape"].split(",")]) if "shape" in spec else out
+
+
+def test_typed_arrays_round_trip() -> None:
+    for a in (
+        np.array([1.5, -2.0, np.nan], np.float32),
+        np.arange(12, dtype=np.uint8).reshape(3, 4),
+    ):
+        back = _decode(typed_array(a))
+        assert back.dtype == a.dtype and back.shape == a.shape
+        assert np.array_equal(back, a, equal_nan=True)
+    assert typed_array(np.zeros((3, 4), np.uint8))["shape"] == "3, 4"
+
+
 def test_data_reaches_plotly_escaped(cache: tuple[Path, Path]) -> None:
     cdir, _ = cache
     data = ExplorerData.load(cdir, "vis_umap_coords.npy")
-    text = hover_text(data, np.array([3]))[0]
-    assert "&lt;b&gt;fish&lt;/b&gt;" in text and "<b>" not in text
+    custom, template, meta = hover_parts(data, np.array([3, 0]))
+    assert custom[0] == [3, "plot_00003.png", "&lt;b&gt;fish&lt;/b&gt;", "3"]
+    assert custom[1][0] == 0 and meta == data.hover and "<b>" not in str(custom)
+    assert template.startswith("%{meta[0]}: %{customdata[1]}<br>")
     fig = build_figure(data, np.arange(data.n), data.n, "ground_truth_word_label", None)
-    assert {t.name for t in fig.data} == {"cat", "dog", "bird", "&lt;b&gt;fish&lt;/b&gt;"}
+    assert {t["name"] for t in fig["data"]} == {"cat", "dog", "bird", "&lt;b&gt;fish&lt;/b&gt;"}
+    # Every point is drawn once, at its own coordinates, with its row id first in customdata.
+    rows = [c[0] for t in fig["data"] for c in t["customdata"]]
+    assert sorted(rows) == list(range(data.n))
+    for t in fig["data"]:
+        ids = [c[0] for c in t["customdata"]]
+        assert np.allclose(_decode(t["x"]), data.x[ids]) and np.allclose(
+            _decode(t["y"]), data.y[ids]
+        )
+        assert set(data.meta["ground_truth_word_label"].iloc[ids]) == {
+            t["name"].replace("&lt;", "<").replace("&gt;", ">")
+        }
     num = build_figure(data, np.arange(data.n), data.n, "quality", None)
-    assert len(num.data) == 1 and num.data[0].marker.showscale
+    assert len(num["data"]) == 1 and num["data"][0]["marker"]["showscale"]
+    assert np.allclose(_decode(num["data"][0]["marker"]["color"]), data.meta["quality"])
     assert LABELS[3] == "<b>fish</b>"
+
+
+def test_views_cache_and_density_layer(cache: tuple[Path, Path]) -> None:
+    cdir, _ = cache
+    data = ExplorerData.load(cdir, "vis_umap_coords.npy")
+    views = ExplorerViews(data, budget=20)
+    fig, count = views.figure("ground_truth_word_label")
+    assert count == "60 of 60 points match"
+    assert views.figure("ground_truth_word_label")[0] is fig  # cached
+    heat = fig["data"][0]
+    assert heat["type"] == "heatmap" and sum(len(t["customdata"]) for t in fig["data"][1:]) == 20
+    # The heatmap holds every point: cells with points are shaded, the rest transparent.
+    z = _decode(heat["z"])
+    full, _, _ = data.density(
+        np.ones(data.n, bool), (data.x.min(), data.x.max()), (data.y.min(), data.y.max()), 200
+    )
+    assert z.shape == (200, 200) and ((z > 0) == (full > 0)).all() and z.max() == 255
+    fig2, count2 = views.figure("ground_truth_word_label", "ground_truth_word_label", ["cat"], "")
+    assert count2 == "15 of 60 points match" and fig2["data"][0]["type"] == "scattergl"
+    assert views.mask("ground_truth_word_label", ["cat"]).sum() == 15
 
 
 def test_csv_export_defuses_formulas() -> None:

@@ -19,10 +19,11 @@ from typing import Any
 import numpy as np
 
 from vislens.app.explorer_data import ExplorerData
+from vislens.app.explorer_views import DEFAULT_BUDGET, ExplorerViews
 from vislens.errors import VislensError
 
-DEFAULT_BUDGET = 20_000
-"""Points drawn at most (bench/explorer.py measured the draw time against this)."""
+__all__ = ["DEFAULT_BUDGET", "ExplorerViews", "create_view_app", "layout", "register"]
+
 PAGE_SIZE = 24
 TABLE_ROWS = 500
 MAX_FILTER_VALUES = 500
@@ -75,19 +76,6 @@ class _Selections:
             return self._d.get(key or "")
 
 
-def _axis_ranges(view: dict[str, Any] | None) -> tuple[Any, Any]:
-    """``(x_range, y_range)`` from the view store (None for an axis showing everything)."""
-
-    def one(r: Any) -> tuple[float, float] | None:
-        try:
-            return (float(r[0]), float(r[1])) if r else None
-        except (TypeError, ValueError, IndexError):
-            return None
-
-    view = view or {}
-    return one(view.get("x")), one(view.get("y"))
-
-
 def selection_indices(data: ExplorerData, shape: dict[str, Any], mask: np.ndarray) -> np.ndarray:
     """Indices of the (filtered) points inside a lasso polygon or a box."""
     from vislens.app.geometry import points_in_box, points_in_polygon
@@ -115,15 +103,18 @@ def csv_safe(df: Any) -> Any:
     return out
 
 
-def layout(data: ExplorerData | None, problem: str = "") -> Any:
-    """The page's components (``problem``: a message shown instead, e.g. no map yet)."""
+def layout(views: ExplorerViews | None, problem: str = "") -> Any:
+    """The page's components (``problem``: a message shown instead, e.g. no map yet). The
+    first figure comes with them (computed at load), so the first draw needs no callback."""
     from dash import dcc, html
 
-    if data is None:
+    if views is None:
         return html.Div(
             [html.H2("Explorer"), html.P(problem, id="ex-problem", className="vl-note")]
         )
+    data = views.data
     cols = data.columns()
+    figure, count = views.figure(data.color_by)
     return html.Div(
         [
             html.H2(data.title, className="vl-title"),
@@ -165,7 +156,7 @@ def layout(data: ExplorerData | None, problem: str = "") -> Any:
                     dcc.Input(
                         id="ex-search", type="search", placeholder="search text", debounce=True
                     ),
-                    html.Span(id="ex-count", className="vl-muted"),
+                    html.Span(count, id="ex-count", className="vl-muted"),
                 ],
                 className="vl-controls",
             ),
@@ -173,6 +164,7 @@ def layout(data: ExplorerData | None, problem: str = "") -> Any:
                 [
                     dcc.Graph(
                         id="ex-graph",
+                        figure=figure,
                         config={"displaylogo": False, "scrollZoom": True},
                         style={"height": "62vh", "flex": "3", "minWidth": 0},
                     ),
@@ -210,44 +202,49 @@ def layout(data: ExplorerData | None, problem: str = "") -> Any:
                         ]
                     ),
                     html.Div(id="ex-grid", className="vl-grid"),
-                    _table(),
+                    html.Div(id="ex-table-box"),
                 ],
                 id="ex-selection",
             ),
             dcc.Store(id="ex-shape"),
             dcc.Store(id="ex-view"),
             dcc.Store(id="ex-sel"),
+            dcc.Store(id="ex-sel-id"),
         ]
     )
 
 
-def _table() -> Any:
+def _table(rows: list[dict[Any, Any]], columns: list[str]) -> Any:
+    """The selection's table. Made only once there is a selection: AG Grid's code then
+    loads after the first draw instead of delaying it."""
     import dash_ag_grid as dag
 
     return dag.AgGrid(
         id="ex-table",
-        rowData=[],
-        columnDefs=[],
+        rowData=rows,
+        columnDefs=[{"field": c, "headerName": c} for c in columns],
         defaultColDef={"sortable": True, "filter": True, "resizable": True},
         style={"height": "320px"},
         dashGridOptions={"pagination": True, "paginationPageSize": 50},
     )
 
 
-def register(app: Any, get_data: Callable[[], ExplorerData | None]) -> None:
-    """The page's callbacks; ``get_data()`` returns the (cached) data."""
+def register(app: Any, get_views: Callable[[], ExplorerViews | None]) -> None:
+    """The page's callbacks; ``get_views()`` returns the (cached) data and figures."""
     import dash
     from dash import Input, Output, State, dcc, html
 
     selections = _Selections()
 
-    def _mask(data: ExplorerData, fcol: Any, fvals: Any, search: Any) -> np.ndarray:
-        return data.filter_mask(fcol, list(fvals or []), str(search or ""))
+    def get_data() -> ExplorerData | None:
+        views = get_views()
+        return views.data if views is not None else None
 
     @app.callback(
         Output("ex-fvals", "options"),
         Output("ex-fvals", "value"),
         Input("ex-fcol", "value"),
+        prevent_initial_call=True,
     )
     def _filter_values(fcol: str | None) -> tuple[list[str], list[str]]:
         data = get_data()
@@ -264,23 +261,13 @@ def register(app: Any, get_data: Callable[[], ExplorerData | None]) -> None:
         Input("ex-search", "value"),
         Input("ex-view", "data"),
         State("ex-fcol", "value"),
+        prevent_initial_call=True,  # the layout carries the first figure
     )
     def _figure(color: Any, fvals: Any, search: Any, view: Any, fcol: Any) -> Any:
-        from vislens.app.explorer_figure import DENSITY_BINS, build_figure
-
-        data = get_data()
-        if data is None:
+        views = get_views()
+        if views is None:
             return dash.no_update, ""
-        mask = _mask(data, fcol, fvals, search)
-        xr, yr = _axis_ranges(view)
-        idx, total = data.view(mask, xr, yr, DEFAULT_BUDGET)
-        density = None
-        if total > idx.shape[0]:
-            full_x = xr or (float(data.x.min()), float(data.x.max()))
-            full_y = yr or (float(data.y.min()), float(data.y.max()))
-            density = data.density(mask, full_x, full_y, DENSITY_BINS)
-        fig = build_figure(data, idx, total, str(color or ""), density, xr, yr)
-        return fig, f"{int(mask.sum()):,} of {data.n:,} points match"
+        return views.figure(color, fcol, fvals, search, view)
 
     @app.callback(
         Output("ex-image", "src"),
@@ -295,9 +282,10 @@ def register(app: Any, get_data: Callable[[], ExplorerData | None]) -> None:
         points = (click or {}).get("points") or []
         if data is None or not points or "customdata" not in points[0]:
             return dash.no_update, dash.no_update, dash.no_update, dash.no_update
-        try:
-            row = int(points[0]["customdata"])
-        except (TypeError, ValueError):
+        custom = points[0]["customdata"]
+        try:  # [row, hover values...]
+            row = int(custom[0] if isinstance(custom, list) else custom)
+        except (TypeError, ValueError, IndexError):
             return dash.no_update, dash.no_update, dash.no_update, dash.no_update
         if not 0 <= row < data.n:
             return dash.no_update, dash.no_update, dash.no_update, dash.no_update
@@ -331,8 +319,7 @@ def register(app: Any, get_data: Callable[[], ExplorerData | None]) -> None:
         Output("ex-sel", "data"),
         Output("ex-sel-info", "children"),
         Output("ex-grid", "children"),
-        Output("ex-table", "rowData"),
-        Output("ex-table", "columnDefs"),
+        Output("ex-sel-id", "data"),
         Input("ex-shape", "data"),
         Input("ex-prev", "n_clicks"),
         Input("ex-next", "n_clicks"),
@@ -343,23 +330,25 @@ def register(app: Any, get_data: Callable[[], ExplorerData | None]) -> None:
         prevent_initial_call=True,
     )
     def _select(shape: Any, _p: Any, _n: Any, sel: Any, fcol: Any, fvals: Any, search: Any) -> Any:
-        data = get_data()
-        if data is None:
-            return (dash.no_update,) * 5
+        views = get_views()
+        if views is None:
+            return (dash.no_update,) * 4
         trig = dash.ctx.triggered_id
         sel = dict(sel or {})
+        new_id: Any = dash.no_update
         if trig == "ex-shape":
             if not shape:
-                return None, "Nothing selected.", [], [], []
+                return None, "Nothing selected.", [], None
             try:
-                idx = selection_indices(data, shape, _mask(data, fcol, fvals, search))
+                idx = selection_indices(views.data, shape, views.mask(fcol, fvals, search))
             except (KeyError, TypeError, ValueError, IndexError):
-                return None, "Could not read the selection shape.", [], [], []
+                return None, "Could not read the selection shape.", [], None
             sel = {"id": selections.put(idx), "page": 0, "n": int(idx.shape[0])}
+            new_id = sel["id"]
         idx_or_none = selections.get(sel.get("id"))
         if idx_or_none is None:
-            return None, "Selection expired — select again.", [], [], []
-        idx = idx_or_none
+            return None, "Selection expired — select again.", [], None
+        idx, data = idx_or_none, views.data
         n_pages = max(1, -(-idx.shape[0] // PAGE_SIZE))
         page = int(sel.get("page", 0))
         if trig == "ex-prev":
@@ -382,13 +371,25 @@ def register(app: Any, get_data: Callable[[], ExplorerData | None]) -> None:
                 )
             )
         info = f"{idx.shape[0]:,} selected · page {page + 1} / {n_pages}"
-        rows = data.meta.iloc[idx[:TABLE_ROWS]].copy()
-        rows.insert(0, "row", idx[:TABLE_ROWS])
-        records = rows.astype(object).where(rows.notna(), None).to_dict("records")
-        col_defs = [{"field": str(c), "headerName": str(c)} for c in rows.columns]
         if idx.shape[0] > TABLE_ROWS:
             info += f" · the table shows the first {TABLE_ROWS} (Download CSV has them all)"
-        return sel, info, cards, records, col_defs
+        return sel, info, cards, new_id
+
+    @app.callback(
+        Output("ex-table-box", "children"),
+        Input("ex-sel-id", "data"),
+        prevent_initial_call=True,
+    )
+    def _table_rows(sel_id: Any) -> Any:
+        """The table of a new selection, drawn after its image grid."""
+        views = get_views()
+        idx = selections.get(sel_id)
+        if views is None or idx is None:
+            return []
+        rows = views.data.meta.iloc[idx[:TABLE_ROWS]].copy()
+        rows.insert(0, "row", idx[:TABLE_ROWS])
+        records = rows.astype(object).where(rows.notna(), None).to_dict("records")
+        return _table(records, [str(c) for c in rows.columns])
 
     @app.callback(
         Output("ex-dl", "data"),
@@ -408,10 +409,16 @@ def register(app: Any, get_data: Callable[[], ExplorerData | None]) -> None:
 
 
 def create_view_app(
-    data: ExplorerData, *, host: str = "127.0.0.1", allowed_hosts: tuple[str, ...] = ()
+    data: ExplorerData,
+    *,
+    host: str = "127.0.0.1",
+    allowed_hosts: tuple[str, ...] = (),
+    views: ExplorerViews | None = None,
 ) -> Any:
-    """A Dash app with the explorer alone (``vislens view``, seed 003's viewer)."""
+    """A Dash app with the explorer alone (``vislens view``, seed 003's viewer); its first
+    figure is computed here, before the server answers anyone."""
     import dash
+    import dash_ag_grid  # noqa: F401 - the table is made later; its library must load with the page
     from dash import html
 
     from vislens.app import security
@@ -423,13 +430,15 @@ def create_view_app(
     security.install(app.server, security.allowed_hosts(host, allowed_hosts))
     if data.image_dir is not None:
         register_image_route(app.server, data.image_dir)
+    views = views or ExplorerViews(data)
+    views.warm()
     app.layout = html.Div(
         [
             html.Nav([html.A("vislens view", href="/")], className="vl-nav"),
-            html.Main(layout(data), className="vl-main vl-wide"),
+            html.Main(layout(views), className="vl-main vl-wide"),
         ]
     )
-    register(app, lambda: data)
+    register(app, lambda: views)
     return app
 
 

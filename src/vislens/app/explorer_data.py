@@ -10,6 +10,7 @@ Everything here is plain numpy/pandas so it can be tested without a browser.
 from __future__ import annotations
 
 import json
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -87,6 +88,11 @@ class ExplorerData:
     rank: np.ndarray = field(init=False)
     """A fixed random rank per point: the first ``budget`` of a view are drawn."""
     _search_text: pd.Series | None = field(default=None, init=False, repr=False)
+    cache: dict[Any, Any] = field(default_factory=dict, init=False, repr=False, compare=False)
+    """Per-column values derived once (hover text, category codes; explorer_figure.py)."""
+    lock: threading.Lock = field(
+        default_factory=threading.Lock, init=False, repr=False, compare=False
+    )
 
     def __post_init__(self) -> None:
         rng = np.random.default_rng(0)

@@ -10,12 +10,13 @@ from typing import Any
 
 from vislens.app.context import AppContext
 from vislens.app.explorer_data import ExplorerData
+from vislens.app.explorer_views import ExplorerViews
 from vislens.app.pages import Page
 from vislens.errors import VislensError
 
 MAP_HINT = "vislens map {study} --source activations --method umap"
 
-_cache: dict[tuple[str, str, float], ExplorerData] = {}
+_cache: dict[tuple[str, str, float], ExplorerViews] = {}
 _lock = threading.Lock()
 
 
@@ -24,8 +25,9 @@ def coords_files(map_dir: Path) -> list[Path]:
     return sorted(map_dir.glob("*_coords.npy"), key=lambda p: (p.stat().st_mtime, p.name))
 
 
-def study_data(ctx: AppContext) -> tuple[ExplorerData | None, str]:
-    """The explorer data of the study's latest map, or why there is none."""
+def study_data(ctx: AppContext) -> tuple[ExplorerViews | None, str]:
+    """The explorer over the study's latest map (its first figure computed), or why there
+    is none."""
     from vislens.app.paths import image_source_root
 
     map_dir = Path(ctx.study.root) / "map"
@@ -58,16 +60,18 @@ def study_data(ctx: AppContext) -> tuple[ExplorerData | None, str]:
     if not data.color_by:
         cats = [c for c in data.columns() if c not in ("item_id", "file_name", "width", "height")]
         data.color_by = cats[0] if cats else ""
+    views = ExplorerViews(data)
+    views.warm()
     with _lock:
-        _cache[key] = data
-    return data, ""
+        _cache[key] = views
+    return views, ""
 
 
 def _layout(ctx: AppContext, sub: str, query: dict[str, str]) -> Any:
     from vislens.app.explorer import layout
 
-    data, problem = study_data(ctx)
-    return layout(data, problem)
+    views, problem = study_data(ctx)
+    return layout(views, problem)
 
 
 def _register(app: Any, ctx: AppContext) -> None:
