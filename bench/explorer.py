@@ -17,6 +17,9 @@ Rows, each over the same points (seed 003's cache layout, four clusters):
   2 fallback where the browser has no WebGPU adapter, as headless Chromium here with
   `--disable-gpu`); lasso → its count of selected points.
 
+Zoom: the view set to the dog cluster → redrawn (for the explorer, with the server's figure
+for the new view; for plain Plotly, in the browser; not timed for embedding-atlas).
+
 Each row is timed after one unmeasured load (a warm browser cache, as a second visit), and
 the median of ``--repeat`` loads is reported. Goals at 1M for the explorer: first draw
 under 3 s and lasso → grid under 1 s.
@@ -58,7 +61,8 @@ DRAWN = (
     "(sel) => { const gd = document.querySelector(sel);"
     " return gd && gd._fullData && gd._fullData.some(t => t.type === 'scattergl'); }"
 )
-Timer = Callable[[Any], tuple[float, float, str]]
+ZOOM = {"xaxis.range": [8.0, 12.0], "yaxis.range": [-2.0, 2.0]}
+Timer = Callable[[Any], tuple[float, float, float, str]]
 
 
 def _px(page: Any, sel: str, x: float, y: float) -> tuple[float, float]:
@@ -101,9 +105,34 @@ def explorer_times(url: str) -> Timer:
             "() => document.querySelectorAll('#ex-grid figure').length > 0", timeout=300_000
         )
         select = time.perf_counter() - t1
-        return draw, select, page.locator("#ex-sel-info").inner_text().split(" · ")[0]
+        note = page.locator("#ex-sel-info").inner_text().split(" · ")[0]
+        return draw, select, _zoom(page, EX, server=True), note
 
     return run
+
+
+def _zoom(page: Any, sel: str, *, server: bool) -> float:
+    """Zoom into the dog cluster: time until the view is redrawn (for the explorer, until
+    the server's figure for the new view is on the page)."""
+    page.evaluate(
+        "(sel) => { const gd = document.querySelector(sel); window.__title ="
+        " gd.layout.title && gd.layout.title.text; window.__zoomed = false;"
+        " gd.on('plotly_afterplot', () => { window.__zoomed = true; }); }",
+        sel,
+    )
+    page.evaluate("() => window.Plotly.relayout(" + GD.format(sel=sel) + ", {dragmode: 'zoom'})")
+    t0 = time.perf_counter()
+    page.evaluate(f"(z) => window.Plotly.relayout({GD.format(sel=sel)}, z)", ZOOM)
+    if server:
+        page.wait_for_function(
+            "(sel) => { const gd = document.querySelector(sel);"
+            " return gd.layout.title.text !== window.__title; }",
+            arg=sel,
+            timeout=300_000,
+        )
+    page.wait_for_function("() => window.__zoomed", timeout=300_000)
+    _two_frames(page)
+    return time.perf_counter() - t0
 
 
 def plotly_times(url: str) -> Timer:
@@ -124,7 +153,8 @@ def plotly_times(url: str) -> Timer:
         page.mouse.up()
         page.wait_for_function("() => window.__sel !== null", timeout=300_000)
         select = time.perf_counter() - t1
-        return draw, select, f"{page.evaluate('() => window.__sel'):,} selected (drawn points)"
+        note = f"{page.evaluate('() => window.__sel'):,} selected (drawn points)"
+        return draw, select, _zoom(page, "#ref", server=False), note
 
     return run
 
@@ -169,10 +199,10 @@ def measure(browser: Any, timer: Timer, repeat: int) -> dict[str, Any]:
             page.close()
         if k:
             runs.append(out)
-    draws = [r[0] for r in runs]
-    sels = [r[1] for r in runs]
+    draws, sels, zooms = ([r[k] for r in runs] for k in range(3))
     return {"draw_s": statistics.median(draws), "lasso_s": statistics.median(sels),
-            "draws": draws, "lassos": sels, "note": runs[-1][2]}  # fmt: skip
+            "zoom_s": statistics.median(zooms), "draws": draws, "lassos": sels,
+            "zooms": zooms, "note": runs[-1][3]}  # fmt: skip
 
 
 def one_size(browser: Any, n: int, only: set[str], repeat: int) -> list[dict[str, Any]]:
@@ -242,7 +272,8 @@ def report(rows: list[dict[str, Any]], quick: bool) -> None:
         p = ref.get(r["n"])
         rd = f"{r['draw_s'] / p['draw_s']:.2f}" if p else "—"
         rl = f"{r['lasso_s'] / p['lasso_s']:.2f}" if p else "—"
-        print(f"{r['renderer']:<16}{r['n']:>10,}{r['draw_s']:>9.2f}{rd:>10}{r['lasso_s']:>9.2f}{rl:>10}  {r['note']}")  # fmt: skip
+        zs = f"{r['zoom_s']:.2f}" if r["zoom_s"] == r["zoom_s"] else "—"
+        print(f"{r['renderer']:<16}{r['n']:>10,}{r['draw_s']:>9.2f}{rd:>10}{r['lasso_s']:>9.2f}{rl:>10}{zs:>8}  {r['note']}")  # fmt: skip
     for r in rows:
         if r["renderer"] == "explorer" and "draw_s" in r:
             p = ref.get(r["n"])

@@ -141,6 +141,78 @@ def test_an_image_that_cannot_be_shown_blocks_labelling(setup: tuple[Study, Path
     assert "ann-blocked" in page and "cannot be labelled" in page
 
 
+def test_the_api_treats_a_blocked_item_as_the_page_does(setup: tuple[Study, Path]) -> None:
+    """Skip, undo, back and comments are allowed on an item whose image cannot be shown;
+    a label, or `next` that is not a skip, is 409 — the page's rule (`_apply`)."""
+    from vislens.app.annotate import _apply
+
+    study, _ = setup
+    app = create_app(study)
+    client = app.server.test_client()
+    ev = "/api/v1/tasks/raw/events"
+    who = {"annotator": "b", "position": 1}
+    for refused in ({"kind": "label", "value": {"words": [], "none": True}}, {"kind": "next"}):
+        r = client.post(ev, json={**who, **refused})
+        assert r.status_code == 409 and "cannot be labelled" in r.json["error"]
+    r = client.post(
+        ev,
+        json={**who, "kind": "next", "value": {"skipped": True}, "comment": " image broken ",
+              "event_id": "b-skip-1", "return_state": True},
+    )  # fmt: skip
+    assert r.status_code == 200 and r.json["comment_saved"] is True
+    assert r.json["state"]["n_skipped"] == 1 and r.json["state"]["position"] == 2
+    # The same event again (a retry) is stored once, and its comment is not saved again.
+    again = client.post(
+        ev, json={**who, "kind": "next", "value": {"skipped": True}, "comment": "image broken",
+                  "event_id": "b-skip-1"},
+    )  # fmt: skip
+    assert again.json["duplicate"] is True and again.json["comment_saved"] is False
+    assert client.post(ev, json={**who, "kind": "undo"}).status_code == 200
+    assert client.post(ev, json={**who, "kind": "back"}).status_code == 200
+    c = client.post(
+        "/api/v1/tasks/raw/comments", json={**who, "comment": "still broken"}
+    )  # a comment alone, as the page's Save comment
+    assert c.status_code == 200 and c.json == {
+        "item_id": "1",
+        "comment": "still broken",
+        "saved": True,
+    }
+    rows = client.get("/api/v1/tasks/raw/comments").json
+    assert [(x["annotator"], x["item_id"], x["comment"]) for x in rows] == [
+        ("b", "1", "still broken")
+    ]
+    # The page refuses and allows exactly the same.
+    ctx = app.vislens_context
+    session, ann = ctx.session("raw"), ctx.identify(name="c")
+    for action, value in (("label", ""), ("none", ""), ("word", "0|concrete"), ("next", "")):
+        with pytest.raises(InputError, match="cannot be labelled"):
+            _apply(session, ann, action, value, 1, blocked=True)
+    for action in ("comment", "skip", "undo"):
+        _apply(session, ann, action, "", 1, blocked=True, comment="x")
+
+
+def test_comments_over_http_are_checked_before_anything_is_written(
+    setup: tuple[Study, Path],
+) -> None:
+    study, _ = setup
+    client = create_app(study).server.test_client()
+    body = {"annotator": "d", "position": 0, "kind": "label", "value": {"words": [], "none": True}}
+    r = client.post("/api/v1/tasks/raw/events", json={**body, "comment": "x" * 2001})
+    assert r.status_code == 400 and "comment" in r.json["error"]
+    assert client.get("/api/v1/tasks/raw/labels").json == []  # no label half-written
+    assert (
+        client.post(
+            "/api/v1/tasks/raw/comments", json={"annotator": "d", "comment": "x"}
+        ).status_code
+        == 400
+    )
+    r = client.post(
+        "/api/v1/tasks/raw/comments", json={"annotator": "d", "position": 0, "comment": 5}
+    )
+    assert r.status_code == 400 and "comment" in r.json["error"]
+    assert client.get("/api/v1/tasks/nope/comments").status_code == 400
+
+
 def test_no_existing_token_is_handed_out(setup: tuple[Study, Path]) -> None:
     study, _ = setup
     app = create_app(study)

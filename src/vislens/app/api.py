@@ -9,7 +9,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from vislens.app.bodies import MAX_BODY_BYTES, MAX_ID, AnnotatorBody, EventBody, parse_body
+from vislens.app.annotate_actions import BLOCKED, answers_the_item, save_comment
+from vislens.app.bodies import (
+    MAX_BODY_BYTES,
+    MAX_ID,
+    AnnotatorBody,
+    CommentBody,
+    EventBody,
+    parse_body,
+)
 from vislens.app.context import AppContext
 from vislens.app.media import missing_images
 from vislens.errors import InputError, VislensError
@@ -27,6 +35,14 @@ def _token_of(request: Any) -> str | None:
     if auth.startswith("Bearer "):
         return str(auth[len("Bearer ") :].strip())
     return request.args.get("token")
+
+
+def _item(session: Any, body: EventBody | CommentBody) -> Any:
+    if body.item_id is not None:
+        return session.item(external_id=body.item_id)
+    if body.position is None:
+        raise InputError("give 'item_id' or an integer 'position'")
+    return session.item(position=body.position)
 
 
 def register_api(server: Any, ctx: AppContext) -> None:
@@ -93,19 +109,17 @@ def register_api(server: Any, ctx: AppContext) -> None:
 
     @server.post("/api/v1/tasks/<task>/events")
     def _event(task: str) -> Any:
+        from vislens.human.comments import clean_comment
+
         body = parse_body(request.get_data(), EventBody)
         session = ctx.session(task)
         ann = _annotator(ctx, body.annotator, body.token or _token_of(request))
-        if body.item_id is not None:
-            item = session.item(external_id=body.item_id)
-        else:
-            if body.position is None:
-                return _error(InputError("give 'item_id' or an integer 'position'"))
-            item = session.item(position=body.position)
-        if body.kind in ("label", "next") and missing_images(ctx, task, item.position):
-            return _error(
-                InputError("this item's image cannot be shown, so it cannot be labelled"), 409
-            )
+        item = _item(session, body)
+        # As on the page: an item whose image cannot be shown may be skipped, undone,
+        # left and commented, not answered.
+        if answers_the_item(body.kind, body.value) and missing_images(ctx, task, item.position):
+            return _error(InputError(f"{BLOCKED} — skip it instead"), 409)
+        text = None if body.comment is None else clean_comment(body.comment)
         rec = session.act(
             ann,
             body.kind,
@@ -115,9 +129,34 @@ def register_api(server: Any, ctx: AppContext) -> None:
             session_id=body.session_id,
         )
         out: dict[str, Any] = {"id": rec.id, "event_id": rec.event_uuid, "duplicate": rec.duplicate}
+        if text is not None:
+            out["comment_saved"] = not rec.duplicate and save_comment(
+                session, ann, item.position, text, rec.id
+            )
         if body.return_state:
             out["state"] = session.state(ann).to_json()
         return jsonify(out)
+
+    @server.post("/api/v1/tasks/<task>/comments")
+    def _comment(task: str) -> Any:
+        from vislens.human.comments import clean_comment
+
+        body = parse_body(request.get_data(), CommentBody)
+        session = ctx.session(task)
+        ann = _annotator(ctx, body.annotator, body.token or _token_of(request))
+        item = _item(session, body)
+        text = clean_comment(body.comment)
+        saved = save_comment(session, ann, item.position, text, None)
+        return jsonify({"item_id": item.external_id, "comment": text, "saved": saved})
+
+    @server.get("/api/v1/tasks/<task>/comments")
+    def _comments(task: str) -> Any:
+        from vislens.human.comments import comments_table
+
+        ctx.check_reader(_token_of(request))
+        table = comments_table(ctx.store, task)
+        table["event_id"] = table["event_id"].astype(object).where(table["event_id"].notna(), None)
+        return jsonify(table.to_dict("records"))
 
     @server.get("/api/v1/tasks/<task>/labels")
     def _labels(task: str) -> Any:

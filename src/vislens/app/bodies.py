@@ -14,6 +14,7 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, ValidationError
 
 from vislens.errors import InputError
+from vislens.human.comments import MAX_COMMENT
 
 MAX_BODY_BYTES = 256 * 1024
 MAX_NAME = 100
@@ -22,6 +23,7 @@ MAX_DEPTH = 6
 
 Name = Annotated[str, Field(min_length=1, max_length=MAX_NAME)]
 Ident = Annotated[str, Field(min_length=1, max_length=MAX_ID)]
+CommentText = Annotated[str, Field(max_length=MAX_COMMENT)]
 
 
 class _Body(BaseModel):
@@ -47,6 +49,18 @@ class EventBody(_Body):
     event_id: Ident | None = None
     session_id: Annotated[str, Field(max_length=MAX_ID)] = ""
     return_state: StrictBool = False
+    comment: CommentText | None = None
+    """Saved as the annotator's comment on the item, with this event (as the page does)."""
+
+
+class CommentBody(_Body):
+    """POST /api/v1/tasks/<task>/comments: a comment alone (an empty text clears it)."""
+
+    annotator: Name | None = None
+    token: Ident | None = None
+    item_id: Ident | None = None
+    position: StrictInt | None = None
+    comment: CommentText
 
 
 def _depth(v: Any, d: int = 0) -> int:

@@ -37,8 +37,12 @@ function (r) {
   var nu = window.dash_clientside.no_update;
   if (!r) { return nu; }
   var out = {x: null, y: null}, moved = false;
-  if ('xaxis.range[0]' in r) { out.x = [r['xaxis.range[0]'], r['xaxis.range[1]']]; moved = true; }
-  if ('yaxis.range[0]' in r) { out.y = [r['yaxis.range[0]'], r['yaxis.range[1]']]; moved = true; }
+  // A zoom arrives as 'xaxis.range[0]'/'[1]', or as 'xaxis.range' when set as a whole.
+  ['x', 'y'].forEach(function (a) {
+    var k = a + 'axis.range';
+    if ((k + '[0]') in r) { out[a] = [r[k + '[0]'], r[k + '[1]']]; moved = true; }
+    else if (Array.isArray(r[k])) { out[a] = r[k].slice(0, 2); moved = true; }
+  });
   if (r['xaxis.autorange'] || r['yaxis.autorange']) { moved = true; }
   return moved ? out : nu;
 }
