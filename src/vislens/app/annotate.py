@@ -17,7 +17,7 @@ from typing import Any
 from urllib.parse import quote, unquote
 
 from vislens.app.annotate_actions import _apply
-from vislens.app.annotate_items import _list_frame, _render, _render_list
+from vislens.app.annotate_items import PatchView, _list_frame, _render, _render_list
 from vislens.app.context import AppContext
 from vislens.app.pages import Page
 from vislens.errors import VislensError
@@ -190,7 +190,7 @@ def register(app: Any, ctx: AppContext) -> None:
     import dash
     from dash import ALL, Input, Output, State
 
-    from vislens.app.media import missing_images
+    from vislens.app.media import local_image_size, missing_images
     from vislens.human.comments import current_comments
 
     @app.callback(
@@ -247,12 +247,17 @@ def register(app: Any, ctx: AppContext) -> None:
         state = session.state(ann)
         missing = missing_images(ctx, data["task"], state.position) if not state.finished else []
         notes = current_comments(session.store, session.task.name, ann.id)
+        patch = None
+        if session.task.kind == "patch" and not state.finished:
+            size = local_image_size(ctx, data["task"], state.position) if not missing else None
+            patch = PatchView(ctx.crop_context, size)
         body = _render(
             session,
             state,
             missing,
             comment=notes.get(state.position, ""),
             n_comments=len(notes),
+            patch=patch,
         )
         skipped = f"· {state.n_skipped} skipped" if state.n_skipped else ""
         legend, options = _render_list(session, state)

@@ -4,6 +4,7 @@ the finished view. Everything from data or users is passed to Dash as text."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from vislens.human.kinds import RATING_ANSWERS, RATING_QUESTIONS, RELATIONS
@@ -23,8 +24,15 @@ STATUS_WORDS = {
 }
 SHORT_SENTENCE = 90
 """Source sentences longer than this are shown clamped, the full text one click away."""
-CROP_PX = 200
-"""Side of the zoomed crop in CSS pixels."""
+
+
+@dataclass(frozen=True)
+class PatchView:
+    """How a patch item's crop is drawn: context in patches (None: automatic, crop.py)
+    and the image's size in pixels when it is a local file."""
+
+    context: int | None = None
+    image_size: tuple[int, int] | None = None
 
 
 def _btn(
@@ -98,9 +106,11 @@ def _render(
     *,
     comment: str = "",
     n_comments: int = 0,
+    patch: PatchView | None = None,
 ) -> Any:
     """The item part of the page for the annotator's current state; ``missing`` names the
-    item's images that cannot be shown, which blocks labelling it."""
+    item's images that cannot be shown, which blocks labelling it; ``patch`` says how a
+    patch item's crop is drawn."""
     from dash import html
 
     from vislens.human.describe import item_label
@@ -123,9 +133,11 @@ def _render(
         ],
         className="ann-itemhead",
     )
-    render = {"binary": _render_binary, "patch": _render_patch, "rating": _render_rating}[
-        session.task.kind
-    ]
+    kind = session.task.kind
+    if kind == "patch":
+        body = _render_patch(session, state, patch or PatchView())
+    else:
+        body = {"binary": _render_binary, "rating": _render_rating}[kind](session, state)
     blocked = []
     if missing:
         shown = ", ".join(m if len(m) <= 120 else m[:120] + "…" for m in missing[:3])
@@ -141,7 +153,7 @@ def _render(
         [
             head,
             *blocked,
-            *render(session, state),
+            *body,
             html.Div(_nav_buttons(state), id="ann-nav", className="ann-bar"),
             _comment_box(state, comment),
         ],
@@ -257,16 +269,6 @@ def _render_binary(session: TaskSession, state: State) -> list[Any]:
     ]
 
 
-def _crop_window(row: int, col: int, grid: int) -> tuple[int, int, int]:
-    """(top, left, k): the k × k patch window media.crop_style shows around (row, col)."""
-    from vislens.app.media import CROP_PATCHES
-
-    k = min(CROP_PATCHES, grid)
-    top = min(max(row - k // 2, 0), grid - k)
-    left = min(max(col - k // 2, 0), grid - k)
-    return top, left, k
-
-
 def _sentence(text: str) -> Any:
     """A candidate's source sentence: in full when short, else its first lines with the
     rest behind a click (so a long caption cannot push the buttons out of view)."""
@@ -292,37 +294,50 @@ def _sentence(text: str) -> Any:
     )
 
 
-def _render_patch(session: TaskSession, state: State) -> list[Any]:
+def _render_patch(session: TaskSession, state: State, view: PatchView) -> list[Any]:
     from dash import html
 
-    from vislens.app.media import crop_style, image_src, patch_box_style
+    from vislens.app.crop import (
+        box_style,
+        context_for,
+        crop_size,
+        crop_style,
+        crop_window,
+        patch_grid,
+    )
+    from vislens.app.media import image_src
 
     assert state.item is not None
     p = state.item.payload
     src = image_src(session.task.name, state.position, str(p.get("image", "")))
-    row, col, grid = int(p["patch_row"]), int(p["patch_col"]), int(p.get("grid", 24))
+    row, col = int(p["patch_row"]), int(p["patch_col"])
+    n_rows, n_cols = patch_grid(p)
     picture = html.Figure(
         [
             html.Div(
                 [
                     html.Img(src=src, alt="the image", className="ann-full-img"),
-                    html.Div(style=patch_box_style(row, col, grid), id="ann-box"),
+                    html.Div(style=box_style(row, col, n_rows, n_cols), id="ann-box"),
                 ],
                 className="ann-full",
             ),
-            html.Figcaption(f"Patch row {row}, column {col} of {grid} × {grid}"),
+            html.Figcaption(f"Patch row {row}, column {col} of {n_rows} × {n_cols}"),
         ],
         className="ann-fig",
     )
-    top, left, k = _crop_window(row, col, grid)
+    win = crop_window(row, col, n_rows, n_cols, context_for(view.context, n_rows, n_cols))
+    size = crop_size(win, n_rows, n_cols, view.image_size)
     crop = html.Figure(
         [
             html.Div(
-                html.Div(style=patch_box_style(row - top, col - left, k), id="ann-crop-box"),
-                style=crop_style(src, row, col, grid, px=CROP_PX),
+                html.Div(
+                    style=box_style(row - win.top, col - win.left, win.rows, win.cols),
+                    id="ann-crop-box",
+                ),
+                style=crop_style(src, win, n_rows, n_cols, size),
                 id="ann-crop",
             ),
-            html.Figcaption(f"Zoomed: {k} × {k} patches around the box"),
+            html.Figcaption(f"Zoomed: {win.rows} × {win.cols} patches around the box"),
         ],
         className="ann-fig",
     )

@@ -28,6 +28,15 @@ def serve_cmd(
             "without it the workbench runs on waitress."
         ),
     ] = False,
+    crop_context: Annotated[
+        int | None,
+        typer.Option(
+            "--crop-context",
+            min=0,
+            help="Patches shown on each side of the patch in annotation pages' zoomed crop "
+            "(1: 3 x 3); default: 1 up to 16 patches a side, one more per 16.",
+        ),
+    ] = None,
 ) -> None:
     """Serve the web workbench (annotation pages and more) for a study.
 
@@ -41,6 +50,7 @@ def serve_cmd(
         port=port,
         debug=debug,
         on_ready=lambda: typer.echo(f"vislens workbench on http://{host}:{port}/"),
+        crop_context=crop_context,
     )
 
 

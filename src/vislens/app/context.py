@@ -22,6 +22,8 @@ class AppContext:
     _annotators: dict[tuple[str, str], Annotator] = field(default_factory=dict)
     force_tokens: bool = False
     """Set when the server listens beyond loopback: personal token links become mandatory."""
+    crop_context: int | None = None
+    """Patches on each side of the patch in annotation pages' zoomed crop (None: by grid)."""
 
     @property
     def require_token(self) -> bool:

@@ -1,5 +1,5 @@
-"""Images on annotation pages: local files served by one route, remote ones linked, and
-the red patch box and zoomed crop drawn with CSS so both work the same way."""
+"""Images on annotation pages: local files served by one route, remote ones linked (the
+patch box and the zoomed crop over them are in crop.py)."""
 
 from __future__ import annotations
 
@@ -9,9 +9,6 @@ from urllib.parse import quote
 
 from vislens.app.context import AppContext
 
-CROP_PATCHES = 3
-"""Patches per side in the zoomed crop (the patch and one neighbour around it)."""
-
 
 def image_src(task: str, position: int, image: str, slot: str = "image") -> str:
     """A URL the browser may load: http(s) URLs as given, anything else via /media."""
@@ -19,39 +16,6 @@ def image_src(task: str, position: int, image: str, slot: str = "image") -> str:
         # Quotes and brackets would end a CSS url(...); percent-encode them.
         return image.replace('"', "%22").replace("(", "%28").replace(")", "%29").replace("'", "%27")
     return f"/media/{quote(task, safe='')}/{position}/{slot}"
-
-
-def patch_box_style(row: int, col: int, grid: int) -> dict[str, str]:
-    """Absolute position of the red box over patch (row, col) of a grid × grid image."""
-    size = 100.0 / grid
-    return {
-        "position": "absolute",
-        "left": f"{col * size}%",
-        "top": f"{row * size}%",
-        "width": f"{size}%",
-        "height": f"{size}%",
-        "border": "2px solid red",
-        "boxSizing": "border-box",
-        "pointerEvents": "none",
-    }
-
-
-def crop_style(src: str, row: int, col: int, grid: int, px: int = 240) -> dict[str, str]:
-    """A div background that shows the CROP_PATCHES × CROP_PATCHES window around the patch."""
-    k = min(CROP_PATCHES, grid)
-    top = min(max(row - k // 2, 0), grid - k)
-    left = min(max(col - k // 2, 0), grid - k)
-    denom = max(grid - k, 1)
-    return {
-        "width": f"{px}px",
-        "height": f"{px}px",
-        "backgroundImage": f'url("{src}")',
-        "backgroundSize": f"{grid / k * 100}% {grid / k * 100}%",
-        "backgroundPosition": f"{left / denom * 100}% {top / denom * 100}%",
-        "imageRendering": "pixelated",
-        "border": "1px solid #999",
-        "position": "relative",
-    }
 
 
 def item_roots(ctx: AppContext, task: str) -> list[Path]:
@@ -85,6 +49,20 @@ def missing_images(ctx: AppContext, task: str, position: int) -> list[str]:
         for slot, name in names.items()
         if not name or (not is_remote(name) and local_media_path(ctx, task, position, slot) is None)
     ]
+
+
+def local_image_size(ctx: AppContext, task: str, position: int) -> tuple[int, int] | None:
+    """``(width, height)`` of the item's local image (its header only), or None."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        path = local_media_path(ctx, task, position, "image")
+        if path is None:
+            return None
+        with Image.open(path) as im:
+            return int(im.size[0]), int(im.size[1])
+    except (OSError, UnidentifiedImageError, ValueError):
+        return None
 
 
 def register_media(server: Any, ctx: AppContext) -> None:

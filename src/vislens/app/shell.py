@@ -114,12 +114,14 @@ def create_app(
     store: Any = None,
     host: str = "127.0.0.1",
     allowed_hosts: tuple[str, ...] = (),
+    crop_context: int | None = None,
 ) -> Any:
     """The workbench as a Dash app (its Flask server is ``app.server``).
 
     ``host`` is the address the server will listen on: the Host header of every request is
     checked against it (plus ``allowed_hosts``), and any address beyond loopback makes
-    personal token links mandatory."""
+    personal token links mandatory. ``crop_context``: patches on each side of the patch in
+    annotation pages' zoomed crop (None: chosen from the model's grid, crop.py)."""
     import dash
     import dash_ag_grid  # noqa: F401 - component libraries must load before the app starts
     from dash import Input, Output, dcc, html
@@ -133,6 +135,7 @@ def create_app(
         study=study,
         store=store or AnnotationStore.for_study(study),
         force_tokens=not security.is_loopback(host),
+        crop_context=crop_context,
     )
     pages = pages if pages is not None else default_pages()
     app = dash.Dash(
@@ -224,7 +227,8 @@ def serve(
     port: int = 8050,
     debug: bool = False,
     on_ready: Any = None,
+    crop_context: int | None = None,
 ) -> None:
     """Run the workbench for a study (blocking). Bound to localhost unless ``host`` says."""
-    app = create_app(open_study(study_dir), host=host)
+    app = create_app(open_study(study_dir), host=host, crop_context=crop_context)
     run_server(app, host=host, port=port, debug=debug, on_ready=on_ready)
