@@ -131,8 +131,9 @@ def test_pages_plug_into_the_shared_navigation(study: Study) -> None:
         app = create_app(study)
     finally:
         pages._EXTRA_PAGES.clear()
-    nav = app.layout.children[1]
-    assert [a.children for a in nav.children][-1] == "Hello"
+    nav = app.layout["vl-nav"]
+    assert [a.label for a in nav.children][-1] == "Hello"
+    assert [a.active for a in nav.children] == [True] + [False] * (len(nav.children) - 1)
     client = app.server.test_client()
     assert client.get("/hello").status_code == 200  # Dash serves the shell for any path
 

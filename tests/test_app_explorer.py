@@ -310,3 +310,16 @@ def test_view_cli_has_the_seed_flags_and_defaults() -> None:
     for flag in ("--cache_dir", "--coords_file", "--image_dir", "--image_root", "--mis_csv",
                  "--correct_csv", "--color_by", "--hover", "--host", "--port"):  # fmt: skip
         assert flag in r.stdout, flag
+
+
+def test_a_study_map_is_coloured_by_a_column_that_varies() -> None:
+    from vislens.app.explorer_page import default_colour
+
+    def data(**cols: list[object]) -> ExplorerData:
+        meta = pd.DataFrame({"item_id": ["a", "b", "c", "d"], **cols})
+        return ExplorerData(meta=meta, x=np.zeros(4), y=np.zeros(4), color_by="")
+
+    nan = [np.nan] * 4
+    assert default_colour(data(split=nan, q=[0.1, 0.2, 0.3, 0.4], shape=list("xyxy"))) == "shape"
+    assert default_colour(data(split=nan, q=[0.1, 0.2, 0.3, 0.4])) == "q"
+    assert default_colour(data(split=nan, kind=list("zzzz"), n=[1, 1, 1, 1])) == ""

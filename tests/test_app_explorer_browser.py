@@ -18,6 +18,12 @@ from helpers_app import write_seed003_cache
 from helpers_human import ARTIFACTS, chromium_browser, free_port, vislens_exe
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
+# VISLENS_UPDATE_DOC_IMAGES=1 refreshes docs/img's copy of the lasso screenshot.
+DOC_IMG = (
+    Path(__file__).resolve().parents[1] / "docs" / "img"
+    if os.environ.get("VISLENS_UPDATE_DOC_IMAGES")
+    else ARTIFACTS
+)
 
 TO_PIXELS_JS = """
 ([x, y]) => {
@@ -114,7 +120,7 @@ def test_click_lasso_and_colour(tmp_path: Path) -> None:
         expect(page.locator("#ex-grid figure")).to_have_count(n_dogs)
         expect(page.locator("#ex-grid figcaption").first).to_have_text("dog")
         expect(page.locator("#ex-table .ag-center-cols-container .ag-row")).to_have_count(n_dogs)
-        page.screenshot(path=str(ARTIFACTS / "explorer-lasso.png"), full_page=True)
+        page.screenshot(path=str(DOC_IMG / "explorer-lasso.png"), full_page=True)
 
         # Colour by a continuous column: one trace with a colour bar instead of the legend.
         page.locator("#ex-color").click()

@@ -51,7 +51,7 @@ def test_every_page(tmp_path: Path) -> None:
         page.wait_for_function(
             "() => [...document.querySelectorAll('#fd-top img')].every(i => i.naturalWidth > 0)"
         )
-        page.screenshot(path=str(ARTIFACTS / "features-detail.png"), full_page=True)
+        page.screenshot(path=str(DOC_IMG / "workbench-feature.png"), full_page=True)
 
         page.goto(server.url + "/patches")
         page.wait_for_function(

@@ -24,6 +24,8 @@ from vislens.errors import VislensError
 
 __all__ = ["DEFAULT_BUDGET", "ExplorerViews", "create_view_app", "layout", "register"]
 
+from vislens.app.explorer_layout import _table, layout
+
 PAGE_SIZE = 24
 TABLE_ROWS = 500
 MAX_FILTER_VALUES = 500
@@ -107,136 +109,12 @@ def csv_safe(df: Any) -> Any:
     return out
 
 
-def layout(views: ExplorerViews | None, problem: str = "") -> Any:
-    """The page's components (``problem``: a message shown instead, e.g. no map yet). The
-    first figure comes with them (computed at load), so the first draw needs no callback."""
-    from dash import dcc, html
-
-    if views is None:
-        return html.Div(
-            [html.H2("Explorer"), html.P(problem, id="ex-problem", className="vl-note")]
-        )
-    data = views.data
-    cols = data.columns()
-    figure, count = views.figure(data.color_by)
-    return html.Div(
-        [
-            html.H2(data.title, className="vl-title"),
-            html.Div([html.P(n, className="vl-note") for n in data.notices], id="ex-notices"),
-            html.Div(
-                [
-                    html.Label(
-                        [
-                            "Colour by ",
-                            dcc.Dropdown(
-                                cols,
-                                data.color_by or None,
-                                id="ex-color",
-                                clearable=True,
-                                style={"width": "220px"},
-                            ),
-                        ]
-                    ),
-                    html.Label(
-                        [
-                            "Filter ",
-                            dcc.Dropdown(
-                                cols,
-                                None,
-                                id="ex-fcol",
-                                placeholder="column",
-                                style={"width": "180px"},
-                            ),
-                        ]
-                    ),
-                    dcc.Dropdown(
-                        [],
-                        [],
-                        id="ex-fvals",
-                        multi=True,
-                        placeholder="values",
-                        style={"minWidth": "220px"},
-                    ),
-                    dcc.Input(
-                        id="ex-search", type="search", placeholder="search text", debounce=True
-                    ),
-                    html.Span(count, id="ex-count", className="vl-muted"),
-                ],
-                className="vl-controls",
-            ),
-            html.Div(
-                [
-                    dcc.Graph(
-                        id="ex-graph",
-                        figure=figure,
-                        config={"displaylogo": False, "scrollZoom": True},
-                        style={"height": "62vh", "flex": "3", "minWidth": 0},
-                    ),
-                    html.Div(
-                        [
-                            html.H4("Selected point"),
-                            html.Img(id="ex-image", className="vl-preview"),
-                            html.P(id="ex-image-msg", className="vl-note"),
-                            html.Div(id="ex-details", className="vl-fields"),
-                            html.H4("LLM rationale"),
-                            html.Div(
-                                "Click a point to see its image and rationale.",
-                                id="ex-rationale",
-                                className="vl-fields",
-                            ),
-                        ],
-                        className="vl-side",
-                    ),
-                ],
-                className="vl-row",
-            ),
-            html.Div(
-                [
-                    html.H4("Selection"),
-                    html.P(
-                        "Use the lasso or box tool (top right of the plot) to select points.",
-                        id="ex-sel-info",
-                    ),
-                    html.Div(
-                        [
-                            html.Button("← Previous", id="ex-prev", n_clicks=0),
-                            html.Button("Next →", id="ex-next", n_clicks=0),
-                            html.Button("Download CSV", id="ex-dl-btn", n_clicks=0),
-                            dcc.Download(id="ex-dl"),
-                        ]
-                    ),
-                    html.Div(id="ex-grid", className="vl-grid"),
-                    html.Div(id="ex-table-box"),
-                ],
-                id="ex-selection",
-            ),
-            dcc.Store(id="ex-shape"),
-            dcc.Store(id="ex-view"),
-            dcc.Store(id="ex-sel"),
-            dcc.Store(id="ex-sel-id"),
-        ]
-    )
-
-
-def _table(rows: list[dict[Any, Any]], columns: list[str]) -> Any:
-    """The selection's table. Made only once there is a selection: AG Grid's code then
-    loads after the first draw instead of delaying it."""
-    import dash_ag_grid as dag
-
-    return dag.AgGrid(
-        id="ex-table",
-        rowData=rows,
-        columnDefs=[{"field": c, "headerName": c} for c in columns],
-        defaultColDef={"sortable": True, "filter": True, "resizable": True},
-        style={"height": "320px"},
-        dashGridOptions={"pagination": True, "paginationPageSize": 50},
-    )
-
-
 def register(app: Any, get_views: Callable[[], ExplorerViews | None]) -> None:
     """The page's callbacks; ``get_views()`` returns the (cached) data and figures."""
     import dash
     from dash import Input, Output, State, dcc, html
+
+    from vislens.app import ui
 
     selections = _Selections()
 
@@ -245,7 +123,7 @@ def register(app: Any, get_views: Callable[[], ExplorerViews | None]) -> None:
         return views.data if views is not None else None
 
     @app.callback(
-        Output("ex-fvals", "options"),
+        Output("ex-fvals", "data"),
         Output("ex-fvals", "value"),
         Input("ex-fcol", "value"),
         prevent_initial_call=True,
@@ -301,23 +179,39 @@ def register(app: Any, get_views: Callable[[], ExplorerViews | None]) -> None:
             msg = f"Image not found: {data.meta['file_name'].iloc[row]}"
             src = ""
         rec = data.meta.iloc[row]
-        details = [
-            html.Div([html.B(f"{c}: "), html.Span(str(rec[c]))])
-            for c in (data.hover or list(data.meta.columns[:6]))
-        ]
+        details = ui.fields((str(c), rec[c]) for c in (data.hover or list(data.meta.columns[:6])))
         r = data.rationale(row)
-        rationale = [
-            html.Div([html.B("prediction: "), html.Span(r.prediction, id="ex-prediction")]),
-            html.Div([html.B("LLM score: "), html.Span(r.score or "(missing)", id="ex-score")]),
-            html.Div(
-                [html.B("LLM rationale: "), html.Span(r.rationale or "(missing)", id="ex-why")],
-                style={"whiteSpace": "pre-wrap"},
-            ),
-        ]
+        rationale = html.Div(
+            [
+                html.Div(
+                    [html.Span("prediction", className="vl-key"),
+                     html.Span(r.prediction, id="ex-prediction", className="vl-val")],
+                    className="vl-field",
+                ),
+                html.Div(
+                    [html.Span("LLM score", className="vl-key"),
+                     html.Span(r.score or "(missing)", id="ex-score", className="vl-val")],
+                    className="vl-field",
+                ),
+                html.Div(r.rationale or "(missing)", id="ex-why", className="vl-why"),
+            ]
+        )  # fmt: skip
         return src, msg, details, rationale
 
-    app.clientside_callback(VIEW_JS, Output("ex-view", "data"), Input("ex-graph", "relayoutData"))
-    app.clientside_callback(SHAPE_JS, Output("ex-shape", "data"), Input("ex-graph", "selectedData"))
+    # Neither runs on the first load: a page drawn with the layout's figure has no zoom and
+    # no selection yet, and makes no request before it is drawn.
+    app.clientside_callback(
+        VIEW_JS,
+        Output("ex-view", "data"),
+        Input("ex-graph", "relayoutData"),
+        prevent_initial_call=True,
+    )
+    app.clientside_callback(
+        SHAPE_JS,
+        Output("ex-shape", "data"),
+        Input("ex-graph", "selectedData"),
+        prevent_initial_call=True,
+    )
 
     @app.callback(
         Output("ex-sel", "data"),
@@ -400,6 +294,7 @@ def register(app: Any, get_views: Callable[[], ExplorerViews | None]) -> None:
         Input("ex-dl-btn", "n_clicks"),
         State("ex-sel", "data"),
         prevent_initial_call=True,
+        running=[(Output("ex-dl-btn", "loading"), True, False)],
     )
     def _download(_n: Any, sel: Any) -> Any:
         data = get_data()
@@ -423,9 +318,10 @@ def create_view_app(
     figure is computed here, before the server answers anyone."""
     import dash
     import dash_ag_grid  # noqa: F401 - the table is made later; its library must load with the page
+    import dash_mantine_components  # noqa: F401
     from dash import html
 
-    from vislens.app import security
+    from vislens.app import security, ui
     from vislens.app.files import register_image_route
     from vislens.app.style import index_html
 
@@ -436,11 +332,13 @@ def create_view_app(
         register_image_route(app.server, data.image_dir)
     views = views or ExplorerViews(data)
     views.warm()
-    app.layout = html.Div(
-        [
-            html.Nav([html.A("vislens view", href="/")], className="vl-nav"),
-            html.Main(layout(views), className="vl-main vl-wide"),
-        ]
+    app.layout = ui.provider(
+        html.Div(
+            [
+                ui.header("vislens view", f"{data.n:,} points", []),
+                html.Main(layout(views), className="vl-main vl-wide"),
+            ]
+        )
     )
     register(app, lambda: views)
     return app

@@ -25,6 +25,19 @@ def coords_files(map_dir: Path) -> list[Path]:
     return sorted(map_dir.glob("*_coords.npy"), key=lambda p: (p.stat().st_mtime, p.name))
 
 
+def default_colour(data: ExplorerData) -> str:
+    """The column a study's map is coloured by at first: the first with a few categories
+    (2 to MAX_CATEGORIES values), else the first numeric one that varies, else none."""
+    from vislens.app.explorer_data import MAX_CATEGORIES
+
+    cols = [c for c in data.columns() if c not in ("item_id", "file_name", "width", "height")]
+    distinct = {c: data.meta[c].dropna().nunique() for c in cols}
+    for c in cols:
+        if data.is_categorical(c) and 2 <= distinct[c] <= MAX_CATEGORIES:
+            return c
+    return next((c for c in cols if not data.is_categorical(c) and distinct[c] >= 2), "")
+
+
 def study_data(ctx: AppContext) -> tuple[ExplorerViews | None, str]:
     """The explorer over the study's latest map (its first figure computed), or why there
     is none."""
@@ -58,8 +71,7 @@ def study_data(ctx: AppContext) -> tuple[ExplorerViews | None, str]:
     except VislensError as e:
         return None, str(e)
     if not data.color_by:
-        cats = [c for c in data.columns() if c not in ("item_id", "file_name", "width", "height")]
-        data.color_by = cats[0] if cats else ""
+        data.color_by = default_colour(data)
     views = ExplorerViews(data)
     views.warm()
     with _lock:

@@ -38,9 +38,11 @@ def extra_pages() -> list[Page]:
 
 def not_run(what: str, command: str) -> Any:
     """What a page shows when the stage it reads has not run: the command that makes it."""
-    from dash import html
+    import dash_mantine_components as dmc
 
-    return html.P(
-        [f"{what} has not run for this study yet — make it with ", html.Code(command), "."],
-        className="vl-note",
+    from vislens.app.ui import note
+
+    return note(
+        [f"{what} has not run for this study yet — make it with ", dmc.Code(command), "."],
+        title="Not run yet",
     )

@@ -17,6 +17,11 @@ from vislens.app.pages import Page
 
 NEIGHBOR_FILE = Path("lens") / "neighbors.parquet"
 METHOD_ORDER = ("latentlens", "embeddinglens", "logitlens")
+METHOD_NAMES = {
+    "latentlens": "LatentLens · contextual neighbours",
+    "embeddinglens": "EmbeddingLens · input embeddings",
+    "logitlens": "LogitLens · unembedding",
+}
 TOP = 5
 
 _cache: dict[tuple[str, float], pd.DataFrame] = {}
@@ -62,37 +67,52 @@ def cell_table(nb: pd.DataFrame, item: str, layer: int, row: int, col: int) -> l
     blocks = []
     for method in [m for m in METHOD_ORDER if m in set(sel["method"])]:
         part = sel[sel["method"] == method].sort_values("rank").head(TOP)
-        head = html.Tr([html.Th(h) for h in ("#", "word", "similarity", "ctx layer", "caption")])
-        body = [
-            html.Tr(
-                [
-                    html.Td(str(int(r["rank"]))),
-                    html.Td(str(r["token_str"]), className="pt-word"),
-                    html.Td(f"{float(r['score']):.3f}"),
-                    html.Td(
-                        "—" if int(r["contextual_layer"]) < 0 else str(int(r["contextual_layer"]))
-                    ),
+        # LatentLens' neighbours come from captions at a contextual layer; the input and
+        # output lenses have neither, so their tables are narrow and sit side by side.
+        contextual = method == "latentlens"
+        names = (
+            ("#", "word", "similarity", "ctx layer", "caption")
+            if contextual
+            else ("#", "word", "similarity")
+        )
+        head = html.Tr([html.Th(h) for h in names])
+        body = []
+        for r in part.to_dict("records"):
+            cells = [
+                html.Td(str(int(r["rank"]))),
+                html.Td(str(r["token_str"]), className="pt-word"),
+                html.Td(f"{float(r['score']):.3f}"),
+            ]
+            if contextual:
+                ctx_layer = int(r["contextual_layer"])
+                cells += [
+                    html.Td("—" if ctx_layer < 0 else str(ctx_layer)),
                     html.Td(marked_caption(str(r["caption"] or ""), str(r["token_str"]))),
                 ]
-            )
-            for r in part.to_dict("records")
-        ]
+            body.append(html.Tr(cells))
         blocks.append(
             html.Div(
                 [
-                    html.H4(method),
+                    html.H4(METHOD_NAMES.get(method, method), className="vl-method"),
                     html.Table([html.Thead(head), html.Tbody(body)], className="vl-table"),
                 ],
                 id=f"pt-{method}",
             )
         )
+    if len(blocks) == 3:  # EmbeddingLens beside LogitLens, under LatentLens
+        blocks = [blocks[0], html.Div(blocks[1:], className="vl-pair")]
     if not blocks:
         return [
             html.P(
                 f"No neighbours for patch ({row}, {col}) at layer {layer}.", className="vl-muted"
             )
         ]
-    return [html.P(f"Patch row {row}, column {col} · visual layer {layer}", id="pt-cell"), *blocks]
+    cell = html.P(
+        f"Patch row {row}, column {col} · visual layer {layer}",
+        id="pt-cell",
+        className="vl-cellhead",
+    )
+    return [cell, *blocks]
 
 
 def cell_truth(objects: Any, row: int, col: int) -> str | None:
@@ -147,7 +167,7 @@ def cell_view(
     blocks = cell_table(nb, item, layer, row, col)
     truth = cell_truth(item_objects(ctx, item), row, col)
     if truth is not None:
-        blocks.insert(0, html.P(truth, id="pt-truth", className="vl-note"))
+        blocks.insert(0, html.P(truth, id="pt-truth", className="vl-truth"))
     return blocks
 
 
@@ -240,69 +260,71 @@ def _figure(ctx: AppContext, nb: pd.DataFrame, item: str) -> Any:
 
 
 def _layout(ctx: AppContext, sub: str, query: dict[str, str]) -> Any:
+    import dash_mantine_components as dmc
     from dash import dcc, html
 
+    from vislens.app import ui
     from vislens.app.pages import not_run
 
     nb = read_neighbors(ctx)
     if nb is None:
-        return html.Div(
-            [html.H2("Patches"), not_run("LatentLens", f"vislens lens neighbors {ctx.study.root}")]
-        )
+        return ui.page("Patches", not_run("LatentLens", f"vislens lens neighbors {ctx.study.root}"))
     items = sorted(nb["item_id"].astype(str).unique())
     layers = sorted(int(v) for v in nb["visual_layer"].unique())
     item = str(query["item"]) if query.get("item") in items else items[0]
-    return html.Div(
+    controls = dmc.Group(
         [
-            html.H2("Patches"),
-            html.Div(
+            dmc.Select(
+                label="Image", data=items, value=item, id="pt-item", allowDeselect=False,
+                searchable=True, w=240,
+            ),
+            dmc.Stack(
                 [
-                    html.Label(
-                        [
-                            "Image ",
-                            dcc.Dropdown(
-                                items, item, id="pt-item", clearable=False, style={"width": "240px"}
-                            ),
-                        ]
-                    ),
-                    html.Label(
-                        [
-                            "Visual layer ",
-                            html.Div(
-                                dcc.Slider(
-                                    min=0,
-                                    max=len(layers) - 1,
-                                    step=1,
-                                    value=len(layers) - 1,
-                                    marks={i: str(v) for i, v in enumerate(layers)},
-                                    id="pt-layer",
-                                ),
-                                style={"width": "320px"},
-                            ),
-                        ]
+                    dmc.Text("Visual layer", size="sm", fw=500),
+                    dmc.Slider(
+                        min=0, max=len(layers) - 1, step=1, value=len(layers) - 1,
+                        marks=[{"value": i, "label": str(v)} for i, v in enumerate(layers)],
+                        id="pt-layer", w=320, restrictToMarks=True, label=None,
                     ),
                 ],
-                className="vl-controls",
+                gap=4,
+                pb="md",
             ),
-            dcc.Store(id="pt-layers", data=layers),
-            html.Div(
-                [
+        ],
+        align="flex-end",
+        gap="xl",
+    )  # fmt: skip
+    return ui.page(
+        "Patches",
+        controls,
+        dcc.Store(id="pt-layers", data=layers),
+        html.Div(
+            [
+                dmc.Paper(
                     dcc.Graph(
                         id="pt-image",
                         figure=_figure(ctx, nb, item),
                         style={"width": "440px", "height": "440px"},
                         config={"displayModeBar": False},
                     ),
+                    withBorder=True,
+                    p="xs",
+                ),
+                dmc.Paper(
                     html.Div(
-                        html.P("Hover or click a patch to see its neighbours."),
+                        ui.muted("Hover or click a patch to see its neighbours."),
                         id="pt-neighbors",
-                        className="vl-side",
-                        style={"maxWidth": "none"},
                     ),
-                ],
-                className="vl-row",
-            ),
-        ]
+                    withBorder=True,
+                    p="md",
+                    className="vl-side",
+                    style={"maxWidth": "none"},
+                ),
+            ],
+            className="vl-row vl-top",
+        ),
+        description="Hover or click a cell of the image's token grid: its nearest words at the "
+        "chosen visual layer — LatentLens beside EmbeddingLens and LogitLens.",
     )
 
 

@@ -18,15 +18,15 @@ def _probe_dir(ctx: AppContext) -> Path:
 
 
 def _probe(ctx: AppContext, sub: str, query: dict[str, str]) -> Any:
+    import dash_mantine_components as dmc
     from dash import dcc, html
+
+    from vislens.app import ui
 
     rep = _probe_dir(ctx)
     if not (rep / "per_case.csv").is_file():
-        return html.Div(
-            [
-                html.H2("Probe"),
-                not_run("The visual-search probe", f"vislens probe run {ctx.study.root}"),
-            ]
+        return ui.page(
+            "Probe", not_run("The visual-search probe", f"vislens probe run {ctx.study.root}")
         )
     cases = pd.read_csv(rep / "per_case.csv", dtype=str, keep_default_na=False)
     with_attn = [c for c in cases["case_id"] if (rep / "attn_cache" / f"{c}.npz").is_file()]
@@ -34,81 +34,69 @@ def _probe(ctx: AppContext, sub: str, query: dict[str, str]) -> Any:
     ev = cases["evidence"] if "evidence" in cases.columns else pd.Series("", index=cases.index)
     has_target = set(cases.loc[~ev.isin(["", "[]"]), "case_id"])
     first = next((c for c in with_attn if c in has_target), with_attn[0] if with_attn else "")
-    parts: list[Any] = [html.H2("Probe")]
+    parts: list[Any] = []
     if with_attn:
-        parts += [
-            html.Div(
-                [
-                    html.Label(
-                        [
-                            "Case ",
-                            dcc.Dropdown(
-                                with_attn,
-                                first,
-                                id="pr-case",
-                                clearable=False,
-                                style={"width": "260px"},
-                            ),
-                        ]
-                    ),
-                    html.Label(
-                        [
-                            "Layer ",
-                            dcc.Dropdown(
-                                [], None, id="pr-layer", clearable=False, style={"width": "100px"}
-                            ),
-                        ]
-                    ),
-                    html.Label(
-                        [
-                            "Head ",
-                            dcc.Dropdown(
-                                [], None, id="pr-head", clearable=False, style={"width": "100px"}
-                            ),
-                        ]
-                    ),
-                    dcc.Checklist(["relative attention"], [], id="pr-rel", inline=True),
-                ],
-                className="vl-controls",
-            ),
-            html.Div(
-                [
-                    dcc.Graph(id="pr-heat", style={"height": "420px", "flex": "1"}),
-                    html.Div(id="pr-case-info", className="vl-side vl-fields"),
-                ],
-                className="vl-row",
-            ),
-        ]
-    else:
+        controls = dmc.Group(
+            [
+                dmc.Select(label="Case", data=with_attn, value=first, id="pr-case",
+                           allowDeselect=False, searchable=True, w=240),
+                dmc.Select(label="Layer", data=[], value=None, id="pr-layer", allowDeselect=False, w=110),
+                dmc.Select(label="Head", data=[], value=None, id="pr-head", allowDeselect=False, w=110),
+                dmc.Switch(label="relative attention", checked=False, id="pr-rel", mb=8),
+            ],
+            align="flex-end",
+            gap="md",
+        )  # fmt: skip
         parts.append(
-            html.P(
-                "No attention files (attn_cache/) — run the probe with attention on.",
-                className="vl-note",
+            ui.section(
+                "Attention over the image",
+                controls,
+                html.Div(
+                    [
+                        dcc.Graph(
+                            id="pr-heat", style={"height": "440px", "flex": "1", "minWidth": 0}
+                        ),
+                        html.Div(id="pr-case-info", className="vl-side"),
+                    ],
+                    className="vl-row",
+                ),
             )
         )
+    else:
+        parts.append(ui.note("No attention files (attn_cache/) — run the probe with attention on."))
     rank = rep / "stats" / "head_rankings.csv"
-    parts.append(html.H4("Head rankings (TP vs FN)"))
     parts.append(
-        grid(pd.read_csv(rank), "pr-rank", height=300)
-        if rank.is_file()
-        else html.P("No head_rankings.csv yet.", className="vl-muted")
+        ui.section(
+            "Head rankings (TP vs FN) · click a row to show that head",
+            grid(pd.read_csv(rank), "pr-rank", height=300)
+            if rank.is_file()
+            else ui.muted("No head_rankings.csv yet."),
+        )
     )
     sens = rep / "prompt_sensitivity.csv"
-    parts.append(html.H4("Prompt sensitivity"))
     parts.append(
-        grid(pd.read_csv(sens), "pr-sens", height=260)
-        if sens.is_file()
-        else html.P("No prompt_sensitivity.csv yet.", className="vl-muted")
+        ui.section(
+            "Prompt sensitivity",
+            grid(pd.read_csv(sens), "pr-sens", height=260)
+            if sens.is_file()
+            else ui.muted("No prompt_sensitivity.csv yet."),
+        )
     )
-    parts.append(html.H4("Cases"))
-    parts.append(grid(cases, "pr-cases", height=300))
-    return html.Div(parts)
+    parts.append(ui.section("Cases", grid(cases, "pr-cases", height=300)))
+    return ui.page(
+        "Probe",
+        *parts,
+        description="Where the model looks: attention of each layer and head over the image, "
+        "the target outlined; heads ranked by how they separate found from missed targets.",
+    )
 
 
 def _register_probe(app: Any, ctx: AppContext) -> None:
     import dash
     import numpy as np
-    from dash import Input, Output, State, html
+    from dash import Input, Output, State
+
+    from vislens.app import ui
 
     def _load(case: str) -> Any:
         path = _probe_dir(ctx) / "attn_cache" / f"{case}.npz"
@@ -117,10 +105,17 @@ def _register_probe(app: Any, ctx: AppContext) -> None:
         with np.load(path, allow_pickle=False) as z:
             return {k: z[k] for k in z.files}
 
+    def _index(v: Any, n: int, default: int) -> str:
+        """A Select's value (a string) kept when it still names a layer/head, else default."""
+        try:
+            return str(int(v)) if 0 <= int(v) < n else str(default)
+        except (TypeError, ValueError):
+            return str(default)
+
     @app.callback(
-        Output("pr-layer", "options"),
+        Output("pr-layer", "data"),
         Output("pr-layer", "value"),
-        Output("pr-head", "options"),
+        Output("pr-head", "data"),
         Output("pr-head", "value"),
         Input("pr-case", "value"),
         State("pr-layer", "value"),
@@ -131,9 +126,12 @@ def _register_probe(app: Any, ctx: AppContext) -> None:
         if z is None:
             return [], None, [], None
         n_layers, n_heads = z["attention"].shape[:2]
-        layer = layer if isinstance(layer, int) and layer < n_layers else n_layers - 1
-        head = head if isinstance(head, int) and head < n_heads else 0
-        return list(range(n_layers)), layer, list(range(n_heads)), head
+        return (
+            [str(i) for i in range(n_layers)],
+            _index(layer, n_layers, n_layers - 1),
+            [str(i) for i in range(n_heads)],
+            _index(head, n_heads, 0),
+        )
 
     # A click on a ranking row picks its layer and head.
     @app.callback(
@@ -145,7 +143,7 @@ def _register_probe(app: Any, ctx: AppContext) -> None:
     def _from_rank(rows: Any) -> Any:
         if not rows:
             return dash.no_update, dash.no_update
-        return int(rows[0]["layer"]), int(rows[0]["head"])
+        return str(int(rows[0]["layer"])), str(int(rows[0]["head"]))
 
     @app.callback(
         Output("pr-heat", "figure"),
@@ -153,7 +151,7 @@ def _register_probe(app: Any, ctx: AppContext) -> None:
         Input("pr-case", "value"),
         Input("pr-layer", "value"),
         Input("pr-head", "value"),
-        Input("pr-rel", "value"),
+        Input("pr-rel", "checked"),
     )
     def _heat(case: str, layer: Any, head: Any, rel: Any) -> Any:
         import plotly.graph_objects as go
@@ -168,11 +166,11 @@ def _register_probe(app: Any, ctx: AppContext) -> None:
         image = str(rec.iloc[0]["image"]) if "image" in rec and not rec.empty else ""
         fig = probe_figure(z, int(layer), int(head), bool(rel), cells, case_image_url(ctx, image))
         info = (
-            [
-                html.Div([html.B(f"{c}: "), html.Span(str(rec.iloc[0][c]))])
+            ui.fields(
+                (str(c), rec.iloc[0][c])
                 for c in rec.columns
-                if c != "attn_file"
-            ]
+                if c != "attn_file" and str(rec.iloc[0][c]) != ""
+            )
             if not rec.empty
             else []
         )
@@ -281,7 +279,7 @@ def probe_figure(
     ]
     if shapes:
         title += " · target outlined"
-    fig.update_xaxes(range=[-0.5, n_cols - 0.5], showgrid=False, zeroline=False)
+    fig.update_xaxes(range=[-0.5, n_cols - 0.5], showgrid=False, zeroline=False, constrain="domain")
     fig.update_yaxes(range=[n_rows - 0.5, -0.5], scaleanchor="x", showgrid=False, zeroline=False)
     fig.update_layout(
         title={"text": title, "font": {"size": 13}},

@@ -124,9 +124,10 @@ def create_app(
     annotation pages' zoomed crop (None: chosen from the model's grid, crop.py)."""
     import dash
     import dash_ag_grid  # noqa: F401 - component libraries must load before the app starts
+    import dash_mantine_components  # noqa: F401
     from dash import Input, Output, dcc, html
 
-    from vislens.app import security
+    from vislens.app import security, ui
     from vislens.app.api import register_api
     from vislens.app.media import register_media
     from vislens.store.annotations import AnnotationStore
@@ -146,13 +147,22 @@ def create_app(
     )
     security.install(app.server, security.allowed_hosts(host, allowed_hosts))
     app.index_string = INDEX
-    nav = html.Nav(
-        [html.A("vislens", href="/", style={"fontWeight": "bold"})]
-        + [dcc.Link(p.name, href=p.path) for p in pages if p.in_nav and p.path != "/"],
-        className="vl-nav",
-    )
-    app.layout = html.Div(
-        [dcc.Location(id="vl-url"), nav, html.Main(id="vl-page", className="vl-main")]
+    links = [(p.name, p.path) for p in pages if p.in_nav]
+    name = study.config.name or Path(study.root).name
+    app.layout = ui.provider(
+        html.Div(
+            [
+                dcc.Location(id="vl-url"),
+                ui.header("vislens", f"study {name}", ui.nav_links(links, "/")),
+                # Opening a page that reads much (a large code store, a map of a million
+                # points) shows a bar under the header until the page is drawn.
+                ui.busy(
+                    html.Main(id="vl-page", className="vl-main"),
+                    {"vl-page": "children"},
+                    custom_spinner=html.Div(className="vl-topbar", id="vl-page-busy"),
+                ),
+            ]
+        )
     )
 
     def _route(pathname: str | None, search: str | None) -> Any:
@@ -168,17 +178,15 @@ def create_app(
 
                     logging.getLogger("vislens.app").exception("page %s failed", pathname)
                     msg = str(e) if isinstance(e, VislensError) else f"{type(e).__name__}: {e}"
-                    return html.Div(
-                        [
-                            html.H2("This page could not be drawn"),
-                            html.P(msg[:500], className="vl-note"),
-                        ]
-                    )
-        return html.Div([html.H2("Not found"), html.P(f"No page at {pathname}.")])
+                    return ui.page("This page could not be drawn", ui.note(msg[:500], color="red"))
+        return ui.page("Not found", ui.note(f"No page at {pathname}."))
 
     app.callback(
         Output("vl-page", "children"), Input("vl-url", "pathname"), Input("vl-url", "search")
     )(_route)
+    app.callback(Output("vl-nav", "children"), Input("vl-url", "pathname"))(
+        lambda pathname: ui.nav_links(links, pathname or "/")
+    )
     for page in pages:
         if page.register is not None:
             page.register(app, ctx)

@@ -94,39 +94,53 @@ def stage_status(ctx: AppContext) -> list[tuple[str, str, str, str]]:
 
 
 def _overview(ctx: AppContext, sub: str, query: dict[str, str]) -> Any:
+    import dash_mantine_components as dmc
     from dash import dcc, html
+
+    from vislens.app import ui
 
     cards = []
     for stage, what, link, command in stage_status(ctx):
-        body: list[Any] = [html.B(stage)]
-        if what:
-            body.append(html.Span(what))
-            if link:
-                body.append(dcc.Link("open →", href=link))
-        else:
-            body += [html.Span("not run yet", className="vl-muted"), html.Code(command)]
-        cards.append(html.Div(body, className="vl-stat"))
-    name = ctx.study.config.name or Path(ctx.study.root).name
-    desc = ctx.study.config.description
-    return html.Div(
-        [
-            html.H2(f"Study {name}"),
-            html.P(desc) if desc else None,
-            html.Div(cards, className="vl-cards", id="ov-stages"),
+        done = bool(what)
+        body: list[Any] = [
+            dmc.Group(
+                [
+                    dmc.Text(stage, fw=650),
+                    ui.badge("done" if done else "not run", "teal" if done else "gray"),
+                ],
+                justify="space-between",
+                wrap="nowrap",
+            )
         ]
+        if done:
+            body.append(dmc.Text(what, size="sm", className="vl-val"))
+            if link:
+                body.append(dcc.Link("Open →", href=link, className="vl-open"))
+        else:
+            body += [ui.muted("Not run yet — make it with"), dmc.Code(command, block=True)]
+        cards.append(
+            dmc.Card(dmc.Stack(body, gap=6), withBorder=True, padding="md", className="vl-stat")
+        )
+    name = ctx.study.config.name or Path(ctx.study.root).name
+    return ui.page(
+        f"Study {name}",
+        dmc.SimpleGrid(cards, cols={"base": 1, "sm": 2, "lg": 4}, spacing="md", id="ov-stages"),
+        html.P(str(Path(ctx.study.root)), className="vl-muted"),
+        description=ctx.study.config.description or None,
     )
 
 
 # -- features ------------------------------------------------------------------------------
 def _features(ctx: AppContext, sub: str, query: dict[str, str]) -> Any:
-    from dash import dcc, html
+    import dash_mantine_components as dmc
+    from dash import dcc
+
+    from vislens.app import ui
 
     root = Path(ctx.study.root) / "sae"
     runs = sorted(p.parent.name for p in root.glob("*/scores.parquet"))
     if not runs:
-        return html.Div(
-            [html.H2("Features"), not_run("SAE scoring", f"vislens sae score {ctx.study.root}")]
-        )
+        return ui.page("Features", not_run("SAE scoring", f"vislens sae score {ctx.study.root}"))
     parts = [p for p in sub.split("/") if p]
     run = parts[0] if parts and parts[0] in runs else runs[0]
     scores = pd.read_parquet(root / run / "scores.parquet")
@@ -135,30 +149,44 @@ def _features(ctx: AppContext, sub: str, query: dict[str, str]) -> Any:
     labels = _labels(root / run)
     if labels:
         scores = scores.assign(label=scores["feature"].map(lambda f: labels.get(int(f), "")))
-    nav = html.P(
+    runs_line = dmc.Group(
         [
-            "SAE runs: ",
-            *(
-                dcc.Link(r, href=f"/features/{quote(r)}", style={"marginRight": "10px"})
-                for r in runs
-            ),
-        ]
-    )
-    links = html.P(
-        [
-            "Open a feature: ",
+            ui.muted("SAE runs"),
             *(
                 dcc.Link(
-                    str(int(f)),
-                    href=f"/features/{quote(run)}/{int(f)}",
-                    style={"marginRight": "6px"},
+                    r,
+                    href=f"/features/{quote(r)}",
+                    className="vl-chip" + (" vl-active" if r == run else ""),
                 )
+                for r in runs
+            ),
+        ],
+        gap=4,
+    )
+    links = dmc.Group(
+        [
+            ui.muted("Open a feature"),
+            *(
+                dcc.Link(str(int(f)), href=f"/features/{quote(run)}/{int(f)}", className="vl-chip")
                 for f in scores["feature"].head(30)
             ),
         ],
+        gap=4,
         id="ft-links",
     )
-    return html.Div([html.H2(f"Features · {run}"), nav, grid(scores, "ft-table"), links])
+    return ui.page(
+        f"Features · {run}",
+        runs_line,
+        ui.section(
+            f"{len(scores):,} features",
+            ui.muted(
+                "Sort and filter any column; MS band, tier and best correlation come from `vislens sae score`."
+            ),
+            grid(scores, "ft-table"),
+            links,
+        ),
+        description="Monosemanticity (MS) with its band, tier, best correlation with the ratings, frequency and label.",
+    )
 
 
 def _labels(run_dir: Path) -> dict[int, str]:
@@ -177,21 +205,23 @@ def _labels(run_dir: Path) -> dict[int, str]:
 
 
 def _feature_detail(ctx: AppContext, run: str, feat: str, scores: pd.DataFrame) -> Any:
+    import dash_mantine_components as dmc
     from dash import dcc, html
 
     from vislens.app import feature_detail as fd
+    from vislens.app import ui
     from vislens.app.paths import image_source_root
 
     try:
         f = int(feat)
     except ValueError:
-        return html.P(f"No feature {feat!r}.", className="vl-note")
+        return ui.page("Feature", ui.note(f"No feature {feat!r}."))
     row = scores[scores["feature"] == f]
     if row.empty:
-        return html.P(f"Feature {f} is not in {run}/scores.parquet.", className="vl-note")
+        return ui.page("Feature", ui.note(f"Feature {f} is not in {run}/scores.parquet."))
     rec = row.iloc[0]
     run_dir = Path(ctx.study.root) / "sae" / run
-    fields = [html.Div([html.B(f"{c}: "), html.Span(str(rec[c]))]) for c in row.columns]
+    fields = ui.fields(((str(c), rec[c]) for c in row.columns), id="fd-fields", cols=2)
     label = _labels(run_dir).get(f, "")
     corr = _read_parquet(run_dir / "correlations.parquet")
     top = _read_parquet(run_dir / "topk.parquet")
@@ -204,10 +234,8 @@ def _feature_detail(ctx: AppContext, run: str, feat: str, scores: pd.DataFrame) 
             config={"displayModeBar": False},
         )
     else:
-        hist = html.P(
-            f"No code store ({run}/codes) — `vislens sae encode` writes it.",
-            className="vl-muted",
-            id="fd-hist",
+        hist = ui.muted(
+            f"No code store ({run}/codes) — `vislens sae encode` writes it.", id="fd-hist"
         )
     cal = fd.read_calibration(run_dir / "calibration.json")
     ms = float(rec["ms"]) if "ms" in row.columns and pd.notna(rec["ms"]) else float("nan")
@@ -219,7 +247,7 @@ def _feature_detail(ctx: AppContext, run: str, feat: str, scores: pd.DataFrame) 
             config={"displayModeBar": False},
         )
         if cal is not None
-        else html.P("No calibration.json for this run.", className="vl-muted", id="fd-band")
+        else ui.muted("No calibration.json for this run.", id="fd-band")
     )
     imgs: list[Any] = []
     if top is not None:
@@ -268,29 +296,47 @@ def _feature_detail(ctx: AppContext, run: str, feat: str, scores: pd.DataFrame) 
                     className="vl-card",
                 )
             )
-    return html.Div(
-        [
-            html.H2(f"Feature {f} · {run}"),
-            html.P(
-                ["Label: ", html.Span(label or "(none yet — `vislens judge label`)", id="fd-label")]
-            ),
-            html.Div(fields, className="vl-fields", id="fd-fields"),
+    tags = [
+        ui.badge(f"MS band: {rec['ms_band']}", "indigo") if "ms_band" in row.columns else None,
+        ui.badge(f"tier {rec['tier']}", "teal") if "tier" in row.columns else None,
+    ]
+    return ui.page(
+        f"Feature {f} · {run}",
+        dmc.Group(
+            [
+                dmc.Text(
+                    [
+                        "Label: ",
+                        html.Span(label or "(none yet — `vislens judge label`)", id="fd-label"),
+                    ],
+                    fw=600,
+                ),
+                *[t for t in tags if t is not None],
+            ],
+            gap="sm",
+        ),
+        dmc.SimpleGrid(
+            [
+                ui.section("Monosemanticity beside the calibration band", band, fields),
+                ui.section("Activation over items (CLS or max over patches)", hist),
+            ],
+            cols={"base": 1, "md": 2},
+        ),
+        ui.section(
+            "Top images · the feature's patch heatmap in red",
             html.Div(
-                [html.Div(band, style={"flex": "1"}), html.Div(hist, style={"flex": "1"})],
-                className="vl-row",
-            ),
-            html.H4("Top images (the feature's patch heatmap in red)"),
-            html.Div(
-                imgs or [html.P("No top-k table.", className="vl-muted")],
+                imgs or [ui.muted("No top-k table.")],
                 className="vl-grid",
                 id="fd-top",
             ),
-            html.H4("Correlations with ratings"),
+        ),
+        ui.section(
+            "Correlations with ratings",
             grid(corr[corr["feature"] == f], "fd-corr", height=200)
             if corr is not None
-            else html.P("No correlations.", className="vl-muted"),
-            dcc.Link("← all features", href=f"/features/{quote(run)}"),
-        ]
+            else ui.muted("No correlations."),
+        ),
+        dcc.Link("← all features", href=f"/features/{quote(run)}", className="vl-open"),
     )
 
 
