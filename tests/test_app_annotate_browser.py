@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -583,20 +584,30 @@ def test_layout_keeps_buttons_in_view_on_a_laptop_and_a_phone(study_dir: Path, t
     assert _labels(study_dir, task)  # the phone's tap was saved
 
 
+def _crop_boxes(page: Any, url: str, first: str) -> tuple[dict[str, float], ...]:
+    """Open a patch task's page; the bounding boxes of the full image, its patch box, the
+    crop and the crop's outline."""
+    from playwright.sync_api import expect
+
+    page.goto(url)
+    expect(page.locator("#ann-item-no")).to_have_text(first)
+    page.wait_for_function("document.querySelector('.ann-full-img').naturalWidth > 0")
+    boxes = [
+        page.locator(s).bounding_box()
+        for s in (".ann-full-img", "#ann-box", "#ann-crop", "#ann-crop-box")
+    ]
+    assert all(boxes)
+    return tuple(boxes)  # type: ignore[arg-type]
+
+
 def test_patch_crop_outlines_the_patch_beside_the_full_image(study_dir: Path) -> None:
     from playwright.sync_api import expect, sync_playwright
 
     with running_server(study_dir) as server, sync_playwright() as pw:
         browser = chromium_browser(pw)
         page = browser.new_page(viewport={"width": 1440, "height": 900})
-        page.goto(f"{server.url}/annotate/patches?annotator=zoe")
-        expect(page.locator("#ann-item-no")).to_have_text("Item 1 / 2")
-        page.wait_for_function("document.querySelector('.ann-full-img').naturalWidth > 0")
-        full = page.locator(".ann-full-img").bounding_box()
-        box = page.locator("#ann-box").bounding_box()
-        crop = page.locator("#ann-crop").bounding_box()
-        inner = page.locator("#ann-crop-box").bounding_box()
-        assert full and box and crop and inner
+        url = f"{server.url}/annotate/patches?annotator=zoe"
+        full, box, crop, inner = _crop_boxes(page, url, "Item 1 / 2")
         # Patch (row 3, col 4) of a 10 × 10 grid on the full image.
         assert abs(box["x"] - (full["x"] + 0.4 * full["width"])) <= 2
         assert abs(box["y"] - (full["y"] + 0.3 * full["height"])) <= 2
@@ -644,14 +655,8 @@ def test_crop_on_a_non_square_grid_at_the_corner(study_dir: Path) -> None:
     with running_server(study_dir) as server, sync_playwright() as pw:
         browser = chromium_browser(pw)
         page = browser.new_page(viewport={"width": 1440, "height": 900})
-        page.goto(f"{server.url}/annotate/wide?annotator=zed")
-        expect(page.locator("#ann-item-no")).to_have_text("Item 1 / 1")
-        page.wait_for_function("document.querySelector('.ann-full-img').naturalWidth > 0")
-        full = page.locator(".ann-full-img").bounding_box()
-        box = page.locator("#ann-box").bounding_box()
-        crop = page.locator("#ann-crop").bounding_box()
-        inner = page.locator("#ann-crop-box").bounding_box()
-        assert full and box and crop and inner
+        url = f"{server.url}/annotate/wide?annotator=zed"
+        full, box, crop, inner = _crop_boxes(page, url, "Item 1 / 1")
         assert abs(box["x"] - (full["x"] + full["width"] * 5 / 6)) <= 2
         assert abs(box["y"] - (full["y"] + full["height"] * 3 / 4)) <= 2
         assert abs(crop["width"] / crop["height"] - 180 / 150) < 0.03  # 3 patches of 60 x 50

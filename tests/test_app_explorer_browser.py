@@ -61,6 +61,18 @@ def seed_viewer(cache: Path, images: Path) -> Iterator[str]:
         log.close()
 
 
+def open_explorer(page: Any, url: str, n: int) -> None:
+    """Open the explorer and wait until its scatter (four label traces) is drawn."""
+    from playwright.sync_api import expect
+
+    page.goto(url)
+    expect(page.locator("#ex-count")).to_have_text(f"{n} of {n} points match")
+    page.wait_for_function(
+        "() => { const gd = document.querySelector('#ex-graph .js-plotly-plot');"
+        " return gd && gd._fullData && gd._fullData.length >= 4; }"
+    )
+
+
 def _px(page: Any, x: float, y: float) -> tuple[float, float]:
     px, py = page.evaluate(TO_PIXELS_JS, [x, y])
     return float(px), float(py)
@@ -77,12 +89,7 @@ def test_click_lasso_and_colour(tmp_path: Path) -> None:
     with seed_viewer(cache, images) as url, sync_playwright() as pw:
         browser = chromium_browser(pw)
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
-        page.goto(url)
-        expect(page.locator("#ex-count")).to_have_text("60 of 60 points match")
-        page.wait_for_function(
-            "() => { const gd = document.querySelector('#ex-graph .js-plotly-plot');"
-            " return gd && gd._fullData && gd._fullData.length >= 4; }"
-        )
+        open_explorer(page, url, 60)
         page.wait_for_timeout(300)
         # Click point 0 (a misclassified "cat"): its image and the LLM's rationale appear.
         page.mouse.click(*_px(page, float(coords[0, 0]), float(coords[0, 1])))

@@ -34,6 +34,8 @@ def test_every_page(tmp_path: Path) -> None:
         page = browser.new_page(viewport={"width": 1280, "height": 900})
         errors: list[str] = []
         page.on("pageerror", lambda e: errors.append(str(e)))
+        urls: list[str] = []  # every request of every page: the look needs no network
+        page.on("request", lambda r: urls.append(r.url))
 
         page.goto(server.url + "/")
         expect(page.locator("#ov-stages")).to_contain_text("4 images")
@@ -99,6 +101,13 @@ def test_every_page(tmp_path: Path) -> None:
         page.goto(server.url + "/annotate")
         expect(page.locator("main")).to_contain_text("No annotation tasks yet")
         assert not errors, errors
+        elsewhere = [u for u in urls if not u.startswith((server.url, "data:", "blob:"))]
+        assert urls and not elsewhere, elsewhere
+        # The page's styles are Mantine's (its variables are defined), not the browser's.
+        assert page.evaluate(
+            "() => getComputedStyle(document.documentElement).getPropertyValue("
+            "'--mantine-primary-color-filled').trim()"
+        )
 
         # A study with nothing run: each page names the command that makes its data.
         empty = make_study(tmp_path / "empty").root

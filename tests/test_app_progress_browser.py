@@ -13,7 +13,7 @@ import pytest
 
 from helpers_app import write_seed003_cache, write_workbench_study
 from helpers_human import chromium_browser, running_server
-from test_app_explorer_browser import TO_PIXELS_JS, seed_viewer
+from test_app_explorer_browser import TO_PIXELS_JS, open_explorer, seed_viewer
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -39,12 +39,7 @@ def test_explorer_shows_progress_for_selection_zoom_and_csv(tmp_path: Path) -> N
     with seed_viewer(cache, images) as url, sync_playwright() as pw:
         browser = chromium_browser(pw)
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
-        page.goto(url)
-        expect(page.locator("#ex-count")).to_have_text("60 of 60 points match")
-        page.wait_for_function(
-            "() => { const gd = document.querySelector('#ex-graph .js-plotly-plot');"
-            " return gd && gd._fullData && gd._fullData.length >= 4; }"
-        )
+        open_explorer(page, url, 60)
         expect(page.locator(BUSY)).to_have_count(0)  # nothing computing after the first draw
         _slow(page, True)
         # A box around the dog cluster: the grid is dimmed under a spinner until it is filled.

@@ -45,6 +45,13 @@ def _item(session: Any, body: EventBody | CommentBody) -> Any:
     return session.item(position=body.position)
 
 
+def _target(ctx: AppContext, task: str, body: EventBody | CommentBody, request: Any) -> Any:
+    """``(session, annotator, item)`` a request body names."""
+    session = ctx.session(task)
+    ann = _annotator(ctx, body.annotator, body.token or _token_of(request))
+    return session, ann, _item(session, body)
+
+
 def register_api(server: Any, ctx: AppContext) -> None:
     """Add /api/v1/... routes to a Flask app."""
     from flask import jsonify, request
@@ -112,9 +119,7 @@ def register_api(server: Any, ctx: AppContext) -> None:
         from vislens.human.comments import clean_comment
 
         body = parse_body(request.get_data(), EventBody)
-        session = ctx.session(task)
-        ann = _annotator(ctx, body.annotator, body.token or _token_of(request))
-        item = _item(session, body)
+        session, ann, item = _target(ctx, task, body, request)
         # As on the page: an item whose image cannot be shown may be skipped, undone,
         # left and commented, not answered.
         if answers_the_item(body.kind, body.value) and missing_images(ctx, task, item.position):
@@ -142,9 +147,7 @@ def register_api(server: Any, ctx: AppContext) -> None:
         from vislens.human.comments import clean_comment
 
         body = parse_body(request.get_data(), CommentBody)
-        session = ctx.session(task)
-        ann = _annotator(ctx, body.annotator, body.token or _token_of(request))
-        item = _item(session, body)
+        session, ann, item = _target(ctx, task, body, request)
         text = clean_comment(body.comment)
         saved = save_comment(session, ann, item.position, text, None)
         return jsonify({"item_id": item.external_id, "comment": text, "saved": saved})

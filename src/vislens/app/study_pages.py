@@ -117,7 +117,10 @@ def _overview(ctx: AppContext, sub: str, query: dict[str, str]) -> Any:
             if link:
                 body.append(dcc.Link("Open →", href=link, className="vl-open"))
         else:
-            body += [ui.muted("Not run yet — make it with"), dmc.Code(command, block=True)]
+            body += [
+                ui.muted("This stage has not run yet — make it with"),
+                dmc.Code(command, block=True),
+            ]
         cards.append(
             dmc.Card(dmc.Stack(body, gap=6), withBorder=True, padding="md", className="vl-stat")
         )
