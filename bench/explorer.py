@@ -1,7 +1,7 @@
 """Explorer renderers in headless Chromium: navigation → drawn scatter, and lasso → image
 grid (or the renderer's own selection result), at 10k, 100k and 1M points.
 
-    python bench/explorer.py [--quick] [--repeat 3] [--only explorer,plotly]
+    python bench/explorer.py [--quick] [--repeat 3] [--only explorer,plotly] [--sizes 1000000]
     # --quick: 10k and 100k points only
 
 Rows, each over the same points (seed 003's cache layout, four clusters):
@@ -294,8 +294,11 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true", help="10k and 100k points only")
     ap.add_argument("--repeat", type=int, default=3, help="measured loads per row (median)")
     ap.add_argument("--only", default=",".join(RENDERERS), help="renderers to run")
+    ap.add_argument("--sizes", default="", help="point counts, e.g. 1000000 (default: all)")
     args = ap.parse_args()
     sizes = [10_000, 100_000] if args.quick else [10_000, 100_000, 1_000_000]
+    if args.sizes:
+        sizes = [int(v) for v in args.sizes.split(",")]
     only = {s.strip() for s in args.only.split(",") if s.strip()}
     from playwright.sync_api import sync_playwright
 
