@@ -7,11 +7,11 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from helpers_human import ARTIFACTS, chromium_browser, make_study, running_server, write_export
+from test_app_crop import crop_boxes
 from vislens.data.synthetic import generate_grid_world
 from vislens.human.tasks import create_binary_task, create_patch_task, create_rating_task
 from vislens.human.transfer import current_table
@@ -28,10 +28,6 @@ DOC_IMG = (
 XSS = '<script>window.__pwned = 1</script><img src=x onerror="window.__pwned = 2">'
 LONG_WORD = "unbroken" * 80  # 640 characters without a space
 LONG_TEXT = "A very long feature description that goes on and on. " * 40 + LONG_WORD
-
-
-def wide_colour(r: int, c: int) -> tuple[int, int, int]:
-    return (40 * c + 20, 60 * r + 20, 120)
 
 
 @pytest.fixture()
@@ -80,18 +76,6 @@ def study_dir(tmp_path: Path) -> Path:
     ]
     (tmp_path / "data.json").write_text(json.dumps(instances))
     create_patch_task(store, tmp_path / "data.json", name="patches")
-    # A model with a 4 x 6 grid of 60 x 50 px patches; the patch in the bottom-right corner.
-    from PIL import Image
-
-    wide = Image.new("RGB", (360, 200))
-    for r in range(4):
-        for c in range(6):
-            wide.paste(wide_colour(r, c), (60 * c, 50 * r, 60 * c + 60, 50 * r + 50))
-    wide.save(tmp_path / "wide.png")
-    corner = {"id": "w0", "image_path": str(tmp_path / "wide.png"), "patch_row": 3,
-              "patch_col": 5, "grid": 6, "grid_h": 4, "grid_w": 6, "candidates": ["corner"]}  # fmt: skip
-    (tmp_path / "wide.json").write_text(json.dumps([corner]))
-    create_patch_task(store, tmp_path / "wide.json", name="wide")
     cards = [
         {
             "feature_id": "f7",
@@ -584,22 +568,6 @@ def test_layout_keeps_buttons_in_view_on_a_laptop_and_a_phone(study_dir: Path, t
     assert _labels(study_dir, task)  # the phone's tap was saved
 
 
-def _crop_boxes(page: Any, url: str, first: str) -> tuple[dict[str, float], ...]:
-    """Open a patch task's page; the bounding boxes of the full image, its patch box, the
-    crop and the crop's outline."""
-    from playwright.sync_api import expect
-
-    page.goto(url)
-    expect(page.locator("#ann-item-no")).to_have_text(first)
-    page.wait_for_function("document.querySelector('.ann-full-img').naturalWidth > 0")
-    boxes = [
-        page.locator(s).bounding_box()
-        for s in (".ann-full-img", "#ann-box", "#ann-crop", "#ann-crop-box")
-    ]
-    assert all(boxes)
-    return tuple(boxes)  # type: ignore[arg-type]
-
-
 def test_patch_crop_outlines_the_patch_beside_the_full_image(study_dir: Path) -> None:
     from playwright.sync_api import expect, sync_playwright
 
@@ -607,7 +575,7 @@ def test_patch_crop_outlines_the_patch_beside_the_full_image(study_dir: Path) ->
         browser = chromium_browser(pw)
         page = browser.new_page(viewport={"width": 1440, "height": 900})
         url = f"{server.url}/annotate/patches?annotator=zoe"
-        full, box, crop, inner = _crop_boxes(page, url, "Item 1 / 2")
+        full, box, crop, inner = crop_boxes(page, url, "Item 1 / 2")
         # Patch (row 3, col 4) of a 10 × 10 grid on the full image.
         assert abs(box["x"] - (full["x"] + 0.4 * full["width"])) <= 2
         assert abs(box["y"] - (full["y"] + 0.3 * full["height"])) <= 2
@@ -640,38 +608,6 @@ def test_patch_crop_outlines_the_patch_beside_the_full_image(study_dir: Path) ->
         assert page.eval_on_selector("#ann-candidates", "e => e.scrollWidth <= e.clientWidth + 1")
         more.get_by_text("show less").click()
         expect(full).to_be_hidden()
-        browser.close()
-
-
-def test_crop_on_a_non_square_grid_at_the_corner(study_dir: Path) -> None:
-    """4 x 6 patches of 60 x 50 px, the patch in the corner: the crop is the 3 x 3 patches
-    up and left of it (shifted inward), shaped like them, the patch outlined in its corner;
-    the pixels on screen are those patches' colours."""
-    import io
-
-    from PIL import Image
-    from playwright.sync_api import expect, sync_playwright
-
-    with running_server(study_dir) as server, sync_playwright() as pw:
-        browser = chromium_browser(pw)
-        page = browser.new_page(viewport={"width": 1440, "height": 900})
-        url = f"{server.url}/annotate/wide?annotator=zed"
-        full, box, crop, inner = _crop_boxes(page, url, "Item 1 / 1")
-        assert abs(box["x"] - (full["x"] + full["width"] * 5 / 6)) <= 2
-        assert abs(box["y"] - (full["y"] + full["height"] * 3 / 4)) <= 2
-        assert abs(crop["width"] / crop["height"] - 180 / 150) < 0.03  # 3 patches of 60 x 50
-        assert abs(inner["x"] - (crop["x"] + crop["width"] * 2 / 3)) <= 2
-        assert abs(inner["y"] - (crop["y"] + crop["height"] * 2 / 3)) <= 2
-        expect(page.locator(".ann-fig figcaption").first).to_have_text(
-            "Patch row 3, column 5 of 4 × 6"
-        )
-        shot = Image.open(io.BytesIO(page.locator("#ann-crop").screenshot())).convert("RGB")
-        w, h = shot.size
-        for i in range(3):
-            for j in range(3):
-                got = shot.getpixel((int((j + 0.5) * w / 3), int((i + 0.5) * h / 3)))
-                want = wide_colour(1 + i, 3 + j)
-                assert max(abs(a - b) for a, b in zip(got, want, strict=True)) <= 8, (i, j, got)
         browser.close()
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -148,3 +149,84 @@ def test_the_page_draws_the_crop_it_is_given(tmp_path: Path) -> None:
     assert create_app(study, crop_context=2).vislens_context.crop_context == 2
     out = subprocess.run([vislens_exe(), "serve", "--help"], capture_output=True, text=True)
     assert "--crop-context" in out.stdout
+
+
+def wide_colour(r: int, c: int) -> tuple[int, int, int]:
+    return (40 * c + 20, 60 * r + 20, 120)
+
+
+def _wide_study(tmp_path: Path) -> Path:
+    """A study with one patch task: a model with a 4 x 6 grid of 60 x 50 px patches (each
+    its own colour), the patch in the bottom-right corner."""
+    from PIL import Image
+
+    from helpers_human import make_study
+    from vislens.human.tasks import create_patch_task
+    from vislens.store.annotations import AnnotationStore
+
+    study = make_study(tmp_path / "study")
+    wide = Image.new("RGB", (360, 200))
+    for r in range(4):
+        for c in range(6):
+            wide.paste(wide_colour(r, c), (60 * c, 50 * r, 60 * c + 60, 50 * r + 50))
+    wide.save(tmp_path / "wide.png")
+    corner = {"id": "w0", "image_path": str(tmp_path / "wide.png"), "patch_row": 3,
+              "patch_col": 5, "grid": 6, "grid_h": 4, "grid_w": 6, "candidates": ["corner"]}  # fmt: skip
+    (tmp_path / "wide.json").write_text(json.dumps([corner]))
+    store = AnnotationStore.for_study(study)
+    create_patch_task(store, tmp_path / "wide.json", name="wide")
+    store.close()
+    return study.root
+
+
+def crop_boxes(page: Any, url: str, first: str) -> tuple[dict[str, float], ...]:
+    """Open a patch task's page; the bounding boxes of the full image, its patch box, the
+    crop and the crop's outline."""
+    from playwright.sync_api import expect
+
+    page.goto(url)
+    expect(page.locator("#ann-item-no")).to_have_text(first)
+    page.wait_for_function("document.querySelector('.ann-full-img').naturalWidth > 0")
+    boxes = [
+        page.locator(s).bounding_box()
+        for s in (".ann-full-img", "#ann-box", "#ann-crop", "#ann-crop-box")
+    ]
+    assert all(boxes)
+    return tuple(boxes)  # type: ignore[arg-type]
+
+
+@pytest.mark.browser
+@pytest.mark.slow
+def test_crop_on_a_non_square_grid_at_the_corner(tmp_path: Path) -> None:
+    """4 x 6 patches of 60 x 50 px, the patch in the corner: the crop is the 3 x 3 patches
+    up and left of it (shifted inward), shaped like them, the patch outlined in its corner;
+    the pixels on screen are those patches' colours."""
+    import io
+
+    from PIL import Image
+    from playwright.sync_api import expect, sync_playwright
+
+    from helpers_human import chromium_browser, running_server
+
+    study_dir = _wide_study(tmp_path)
+    with running_server(study_dir) as server, sync_playwright() as pw:
+        browser = chromium_browser(pw)
+        page = browser.new_page(viewport={"width": 1440, "height": 900})
+        url = f"{server.url}/annotate/wide?annotator=zed"
+        full, box, crop, inner = crop_boxes(page, url, "Item 1 / 1")
+        assert abs(box["x"] - (full["x"] + full["width"] * 5 / 6)) <= 2
+        assert abs(box["y"] - (full["y"] + full["height"] * 3 / 4)) <= 2
+        assert abs(crop["width"] / crop["height"] - 180 / 150) < 0.03  # 3 patches of 60 x 50
+        assert abs(inner["x"] - (crop["x"] + crop["width"] * 2 / 3)) <= 2
+        assert abs(inner["y"] - (crop["y"] + crop["height"] * 2 / 3)) <= 2
+        expect(page.locator(".ann-fig figcaption").first).to_have_text(
+            "Patch row 3, column 5 of 4 × 6"
+        )
+        shot = Image.open(io.BytesIO(page.locator("#ann-crop").screenshot())).convert("RGB")
+        w, h = shot.size
+        for i in range(3):
+            for j in range(3):
+                got = shot.getpixel((int((j + 0.5) * w / 3), int((i + 0.5) * h / 3)))
+                want = wide_colour(1 + i, 3 + j)
+                assert max(abs(a - b) for a, b in zip(got, want, strict=True)) <= 8, (i, j, got)
+        browser.close()
