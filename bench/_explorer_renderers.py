@@ -1,20 +1,18 @@
 """The renderers bench/explorer.py compares with the explorer, as the bench runs them.
 
-- **datashader**: the explorer with its density layer drawn by datashader (every point of
-  the view aggregated per pixel, coloured by category, sent as one PNG under the
-  budgeted WebGL points) instead of the log-count heatmap. Run as a script, it serves
-  that explorer: ``python bench/_explorer_renderers.py --cache_dir ... --port ...``.
+- **heatmap**: the explorer with the density layer it had before datashader: log counts
+  on a 200 × 200 grid drawn as a translucent Plotly heatmap under the budgeted WebGL
+  points. Run as a script, it serves that explorer:
+  ``python bench/_explorer_renderers.py --cache_dir ... --port ...``.
 - **embedding-atlas**: Apple's package, its own page served by its own CLI over a Parquet
-  file of the same points (``--x/--y`` given, no projection computed).
-
-Neither is a vislens dependency: a row whose package is missing prints "not run" and how
-to install it (bench/README.md).
+  file of the same points (``--x/--y`` given, no projection computed). Not a vislens
+  dependency: its row prints "not run" when it is missing (bench/README.md says how to
+  install it).
 """
 
 from __future__ import annotations
 
 import argparse
-import base64
 import contextlib
 import io
 import re
@@ -29,9 +27,6 @@ from typing import Any
 
 import numpy as np
 
-DS_WIDTH, DS_HEIGHT = 1000, 620
-"""Pixels of the datashader image (about the plot area of the bench's 1400 × 1000 page)."""
-
 
 def installed(dist: str) -> str | None:
     """The installed version of a distribution, or None."""
@@ -41,39 +36,32 @@ def installed(dist: str) -> str | None:
         return None
 
 
-def datashader_layer() -> Any:
-    """A density layer for ExplorerViews drawn by datashader."""
-    import datashader as ds
-    import datashader.transfer_functions as tf
-    import pandas as pd
-
-    from vislens.app.explorer_figure import PALETTE, category_codes
-
-    def layer(data: Any, mask: np.ndarray, xr: Any, yr: Any, color_by: str) -> Any:
-        cv = ds.Canvas(plot_width=DS_WIDTH, plot_height=DS_HEIGHT, x_range=xr, y_range=yr)
-        df = pd.DataFrame({"x": data.x[mask], "y": data.y[mask]})
-        if color_by and data.is_categorical(color_by):
-            order, codes = category_codes(data, color_by)
-            df["c"] = pd.Categorical.from_codes(codes[mask], categories=order)
-            agg = cv.points(df, "x", "y", agg=ds.count_cat("c"))
-            key = {cat: PALETTE[k % len(PALETTE)] for k, cat in enumerate(order)}
-            img = tf.shade(agg, color_key=key, how="eq_hist", min_alpha=60)
-        else:
-            img = tf.shade(cv.points(df, "x", "y", agg=ds.count()), cmap=["#c6cce0", "#28285a"])
-        buf = io.BytesIO()
-        img.to_pil().save(buf, format="PNG")
-        image = {
-            "source": "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode(),
-            "xref": "x", "yref": "y", "x": xr[0], "y": yr[1], "sizex": xr[1] - xr[0],
-            "sizey": yr[1] - yr[0], "sizing": "stretch", "layer": "below",
-        }  # fmt: skip
-        return [], [image]
-
-    return layer
+HEATMAP_BINS = 200
 
 
-def serve_datashader_explorer() -> None:
-    """`vislens view` with the datashader density layer (what the bench starts)."""
+def heatmap_layer(data: Any, mask: np.ndarray, xr: Any, yr: Any, color_by: str) -> Any:
+    """The explorer's density layer before datashader: log counts on a 200 × 200 grid as a
+    translucent heatmap, one byte a cell."""
+    from vislens.app.explorer_figure import typed_array
+
+    h, xe, ye = np.histogram2d(
+        data.x[mask], data.y[mask], bins=HEATMAP_BINS, range=[sorted(xr), sorted(yr)]
+    )
+    z = h.T  # [y, x], as Plotly's heatmap wants it
+    top = float(np.log1p(z.max())) or 1.0
+    trace = {
+        "type": "heatmap",
+        "z": typed_array(np.rint(255.0 * np.log1p(z) / top).astype(np.uint8)),
+        "x": typed_array(((xe[:-1] + xe[1:]) / 2).astype(np.float32)),
+        "y": typed_array(((ye[:-1] + ye[1:]) / 2).astype(np.float32)),
+        "zmin": 0, "zmax": 255, "showscale": False, "hoverinfo": "skip", "name": "density",
+        "colorscale": [[0, "rgba(255,255,255,0)"], [1, "rgba(40,40,90,0.85)"]],
+    }  # fmt: skip
+    return [trace], []
+
+
+def serve_heatmap_explorer() -> None:
+    """`vislens view` with the heatmap density layer (what the bench starts)."""
     ap = argparse.ArgumentParser()
     for flag in ("--cache_dir", "--coords_file", "--image_dir", "--port"):
         ap.add_argument(flag, required=True)
@@ -84,7 +72,7 @@ def serve_datashader_explorer() -> None:
     from vislens.app.shell import run_server
 
     data = ExplorerData.load(Path(args.cache_dir), args.coords_file, image_dir=Path(args.image_dir))
-    app = create_view_app(data, views=ExplorerViews(data, density_layer=datashader_layer()))
+    app = create_view_app(data, views=ExplorerViews(data, density_layer=heatmap_layer))
     run_server(
         app, host="127.0.0.1", port=int(args.port), on_ready=lambda: print("ready", flush=True)
     )
@@ -149,10 +137,10 @@ def atlas_times(page: Any, url: str, n: int) -> tuple[float, float, float, str]:
             break
         page.wait_for_timeout(20)
     draw = time.perf_counter() - t0
-    text = page.evaluate("() => document.body.innerText")
-    mode = "WebGL 2 fallback" if "Falling back to WebGL" in text else "WebGPU"
-    if "requires a browser with WebGPU" in text or box is None:
-        return float("nan"), float("nan"), float("nan"), "no WebGPU adapter, no WebGL fallback"
+    if "requires a browser with WebGPU" in page.evaluate("() => document.body.innerText"):
+        nan = float("nan")
+        return nan, nan, nan, "no WebGPU adapter, and this version has no WebGL fallback"
+    assert box is not None
     page.locator("button[title^='Toggle lasso selection mode']").click()
     # A ring around the lower-right cluster (the map is fitted to the canvas, y up).
     ring = [(0.55, 0.6), (0.9, 0.6), (0.9, 0.95), (0.55, 0.95), (0.55, 0.61)]
@@ -163,17 +151,28 @@ def atlas_times(page: Any, url: str, n: int) -> tuple[float, float, float, str]:
         page.mouse.move(*p, steps=4)
     t1 = time.perf_counter()
     page.mouse.up()
-    page.wait_for_function(
-        "(n) => { const m = document.body.innerText.match(/([\\d,]+)\\s*\\/\\s*([\\d,]+)\\s*points/);"
-        " return m && Number(m[1].replace(/,/g, '')) < n; }",
-        arg=n,
-        timeout=120_000,
+    # The count follows the ring while it is drawn and settles after the release: the
+    # time is when the settled count first showed.
+    seen: list[tuple[float, int]] = []
+    while time.perf_counter() - t1 < 120:
+        m = ATLAS_COUNT.search(page.evaluate("() => document.body.innerText"))
+        seen.append((time.perf_counter() - t1, int(m.group(1).replace(",", "")) if m else -1))
+        last = seen[-1][1]
+        steady = [c for t, c in seen if t > seen[-1][0] - 0.3]
+        if 0 < last < n and seen[-1][0] > 0.3 and all(c == last for c in steady):
+            break
+        page.wait_for_timeout(30)
+    final = seen[-1][1]
+    first = (
+        next(t for t, c in reversed(seen) if c != final)
+        if any(c != final for _, c in seen)
+        else 0.0
     )
-    select = time.perf_counter() - t1
-    m = ATLAS_COUNT.search(page.evaluate("() => document.body.innerText"))
-    chosen = m.group(1) if m else "?"
-    return draw, select, float("nan"), f"{mode}; {chosen} selected (live while drawing)"
+    select = min(first + 0.03, seen[-1][0]) if first else 0.0
+    text = page.evaluate("() => document.body.innerText")
+    mode = "WebGL 2 fallback" if "Falling back to WebGL" in text else "WebGPU"
+    return draw, select, float("nan"), f"{mode}; {final:,} selected (live while drawing)"
 
 
 if __name__ == "__main__":
-    serve_datashader_explorer()
+    serve_heatmap_explorer()

@@ -6,13 +6,14 @@ grid (or the renderer's own selection result), at 10k, 100k and 1M points.
 
 Rows, each over the same points (seed 003's cache layout, four clusters):
 
-- **explorer**: `vislens view` as shipped: at most 20,000 WebGL points of the view, a
-  density heatmap of every point under them when the view holds more; the first figure
-  comes with the page; the lasso's shape goes to the server, which selects among all points.
+- **explorer**: `vislens view` as shipped: at most 20,000 WebGL points of the view, and
+  when the view holds more, every point drawn by datashader into one PNG under them; the
+  first figure comes with the page; the lasso's shape goes to the server, which selects
+  among all points.
 - **plotly** (the reference): a plain Plotly scattergl page holding every point in the
   browser (what FiftyOne's embeddings panel does); the lasso is Plotly's own.
-- **datashader**: the explorer with its density layer drawn by datashader (every point
-  aggregated per pixel and coloured by category, one PNG) instead of the heatmap.
+- **heatmap**: the explorer with the density layer it had before (log counts on a
+  200 × 200 grid as a translucent Plotly heatmap) instead of datashader's image.
 - **embedding-atlas**: Apple's package, its own page from its own CLI (WebGPU, or its WebGL
   2 fallback where the browser has no WebGPU adapter, as headless Chromium here with
   `--disable-gpu`); lasso → its count of selected points.
@@ -47,13 +48,13 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))
 sys.path.insert(0, str(REPO / "bench"))
 
-from _explorer_renderers import atlas_command, atlas_times, installed, running  # noqa: E402
+from _explorer_renderers import atlas_command, atlas_times, running  # noqa: E402
 from _report import figure  # noqa: E402
 from helpers_app import write_seed003_cache  # noqa: E402
 from helpers_human import chromium_browser, free_port  # noqa: E402
 from test_app_explorer_browser import seed_viewer  # noqa: E402
 
-RENDERERS = ("explorer", "plotly", "datashader", "embedding-atlas")
+RENDERERS = ("explorer", "plotly", "heatmap", "embedding-atlas")
 GD = "document.querySelector('{sel}')"
 EX = "#ex-graph .js-plotly-plot"
 RING = [(7.0, -1.5), (13.0, -1.5), (13.0, 1.5), (7.0, 1.5), (7.0, -1.4)]
@@ -90,7 +91,7 @@ def _two_frames(page: Any) -> None:
 
 
 def explorer_times(url: str) -> Timer:
-    """The explorer's page (`vislens view`, or the datashader variant)."""
+    """The explorer's page (`vislens view`, or the heatmap variant)."""
 
     def run(page: Any) -> tuple[float, float, str]:
         t0 = time.perf_counter()
@@ -226,15 +227,13 @@ def one_size(browser: Any, n: int, only: set[str], repeat: int) -> list[dict[str
         with seed_viewer(cache, images) as url:
             row("explorer", lambda: measure(browser, explorer_times(url), repeat))
         row("plotly", lambda: _plotly(browser, root, coords, meta, repeat))
-        if installed("datashader") is None:
-            row("datashader", "not run: datashader is not installed (bench/README.md says how)")
-        else:
+        if "heatmap" in only:
             port = free_port()
             cmd = [sys.executable, str(REPO / "bench" / "_explorer_renderers.py"),
                    "--cache_dir", str(cache), "--coords_file", "vis_umap_coords.npy",
                    "--image_dir", str(images), "--port", str(port)]  # fmt: skip
-            with running(cmd, f"http://127.0.0.1:{port}/", root / "ds.log") as url:
-                row("datashader", lambda: measure(browser, explorer_times(url), repeat))
+            with running(cmd, f"http://127.0.0.1:{port}/", root / "heat.log") as url:
+                row("heatmap", lambda: measure(browser, explorer_times(url), repeat))
         parquet = root / "atlas.parquet"
         meta.assign(x=coords[:, 0], y=coords[:, 1]).to_parquet(parquet)
         port = free_port()

@@ -147,11 +147,6 @@ def test_view_draws_at_most_the_budget_and_zooming_keeps_the_same_points(
     inside = set(np.flatnonzero(points_in_box(data.x, data.y, xr, yr)).tolist())
     assert ztotal == len(inside) and set(zoomed.tolist()) <= inside
     assert {int(i) for i in idx if int(i) in inside} <= set(zoomed.tolist())
-    z, xc, yc = data.density(mask, (-5, 15), (-5, 15), 10)
-    assert xc.tolist() == yc.tolist() == [-4.0 + 2 * k for k in range(10)]
-    assert z.shape == (10, 10) and z.sum() == np.sum(
-        points_in_box(data.x, data.y, (-5, 15), (-5, 15))
-    )
 
 
 def test_filters_search_and_server_side_selection(cache: tuple[Path, Path]) -> None:
@@ -215,23 +210,81 @@ def test_data_reaches_plotly_escaped(cache: tuple[Path, Path]) -> None:
     assert LABELS[3] == "<b>fish</b>"
 
 
-def test_views_cache_and_density_layer(cache: tuple[Path, Path]) -> None:
+def _pixels(
+    data: ExplorerData, mask: np.ndarray, xr: tuple, yr: tuple
+) -> dict[tuple[int, int], set[int]]:
+    """The slow reference: for each image pixel (row from the top, column), the masked
+    points that fall in it, by where each point lies on a WIDTH × HEIGHT grid over the view."""
+    from vislens.app.explorer_density import HEIGHT, WIDTH
+
+    out: dict[tuple[int, int], set[int]] = {}
+    for i in np.flatnonzero(mask):
+        fx = (data.x[i] - xr[0]) / (xr[1] - xr[0])
+        fy = (data.y[i] - yr[0]) / (yr[1] - yr[0])
+        if 0 <= fx <= 1 and 0 <= fy <= 1:
+            col, row = min(int(fx * WIDTH), WIDTH - 1), min(int(fy * HEIGHT), HEIGHT - 1)
+            out.setdefault((HEIGHT - 1 - row, col), set()).add(int(i))
+    return out
+
+
+def test_density_layer_draws_every_point_in_its_colour(cache: tuple[Path, Path]) -> None:
+    import base64
+    import io
+
+    from PIL import Image
+
+    from vislens.app.explorer_density import datashader_density, density_image
+    from vislens.app.explorer_figure import PALETTE, category_codes
+
+    cdir, _ = cache
+    data = ExplorerData.load(cdir, "vis_umap_coords.npy")
+    mask = data.filter_mask("ground_truth_word_label", ["cat", "dog", "bird"])
+    xr, yr = (-4.0, 14.0), (-4.0, 14.0)
+    ref = _pixels(data, mask, xr, yr)
+    assert len(ref) >= 40  # nearly one pixel per point
+    rgba = np.asarray(density_image(data, mask, xr, yr, "ground_truth_word_label").to_pil())
+    # Exactly the pixels holding a point are painted, and a pixel of one category shows
+    # that category's colour.
+    assert set(zip(*np.nonzero(rgba[:, :, 3]), strict=True)) == set(ref)
+    _, codes = category_codes(data, "ground_truth_word_label")
+    single = {rc: {int(codes[i]) for i in p} for rc, p in ref.items()}
+    single = {rc: cats.pop() for rc, cats in single.items() if len(cats) == 1}
+    assert len(single) >= 40
+    for (r, c), cat in single.items():
+        want = PALETTE[cat].lstrip("#")
+        assert rgba[r, c, :3].tolist() == [int(want[k : k + 2], 16) for k in (0, 2, 4)]
+    # By a number: the pixel of the largest value is Viridis' last colour, the smallest its first.
+    num = np.asarray(density_image(data, mask, xr, yr, "quality").to_pil())
+    q = data.meta["quality"].to_numpy()
+    alone = {next(iter(p)): rc for rc, p in ref.items() if len(p) == 1}
+    top = int(np.flatnonzero(mask)[np.argmax(q[mask])])
+    low = int(np.flatnonzero(mask)[np.argmin(q[mask])])
+    assert num[alone[top]][:3].tolist() == [0xFD, 0xE7, 0x25]
+    assert num[alone[low]][:3].tolist() == [0x44, 0x01, 0x54]
+    # As the figure gets it: one PNG spanning the view's axes, no traces.
+    traces, images = datashader_density(data, mask, xr, yr, "ground_truth_word_label")
+    (img,) = images
+    assert traces == [] and (img["x"], img["y"], img["sizex"], img["sizey"]) == (
+        -4.0,
+        14.0,
+        18.0,
+        18.0,
+    )
+    png = Image.open(io.BytesIO(base64.b64decode(img["source"].split(",", 1)[1])))
+    assert np.array_equal(np.asarray(png.convert("RGBA")), rgba)
+
+
+def test_views_cache_and_add_the_layer_past_the_budget(cache: tuple[Path, Path]) -> None:
     cdir, _ = cache
     data = ExplorerData.load(cdir, "vis_umap_coords.npy")
     views = ExplorerViews(data, budget=20)
     fig, count = views.figure("ground_truth_word_label")
     assert count == "60 of 60 points match"
     assert views.figure("ground_truth_word_label")[0] is fig  # cached
-    heat = fig["data"][0]
-    assert heat["type"] == "heatmap" and sum(len(t["customdata"]) for t in fig["data"][1:]) == 20
-    # The heatmap holds every point: cells with points are shaded, the rest transparent.
-    z = _decode(heat["z"])
-    full, _, _ = data.density(
-        np.ones(data.n, bool), (data.x.min(), data.x.max()), (data.y.min(), data.y.max()), 200
-    )
-    assert z.shape == (200, 200) and ((z > 0) == (full > 0)).all() and z.max() == 255
+    assert len(fig["layout"]["images"]) == 1  # 60 points in view, 20 drawn: the layer
+    assert sum(len(t["customdata"]) for t in fig["data"]) == 20
     fig2, count2 = views.figure("ground_truth_word_label", "ground_truth_word_label", ["cat"], "")
-    assert count2 == "15 of 60 points match" and fig2["data"][0]["type"] == "scattergl"
+    assert count2 == "15 of 60 points match" and fig2["layout"]["images"] == []
     assert views.mask("ground_truth_word_label", ["cat"]).sum() == 15
 
 

@@ -2,7 +2,8 @@
 optional ``mis_*.csv`` / ``correct_*.csv`` with a JSON ``rationale`` column), held on the
 server. The browser only ever receives what is drawn: at most ``budget`` points of the
 current view (a fixed random order decides which, so zooming in reveals more of the same
-points), with a density layer standing in for the rest when they do not all fit.
+points), with a density layer of all of them underneath when they do not all fit
+(explorer_density.py).
 
 Everything here is plain numpy/pandas so it can be tested without a browser.
 """
@@ -285,17 +286,3 @@ class ExplorerData:
         if self.image_dir is None or "file_name" not in self.meta.columns:
             return False
         return safe_file(self.image_dir, str(self.meta["file_name"].iloc[row])) is None
-
-    def density(
-        self,
-        mask: np.ndarray,
-        x_range: tuple[float, float],
-        y_range: tuple[float, float],
-        bins: int,
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Counts of the masked points on a bins × bins grid over the view: (z, x centres,
-        y centres), z indexed [y, x] as Plotly's heatmap wants it."""
-        h, xe, ye = np.histogram2d(
-            self.x[mask], self.y[mask], bins=bins, range=[sorted(x_range), sorted(y_range)]
-        )
-        return h.T, (xe[:-1] + xe[1:]) / 2, (ye[:-1] + ye[1:]) / 2

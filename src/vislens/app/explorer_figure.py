@@ -1,5 +1,6 @@
 """The explorer's scatter as a Plotly figure: WebGL points (at most a budget of them), a
-density layer under them when the view holds more, colour by any column with a legend.
+density layer under them when the view holds more (explorer_density.py), colour by any
+column with a legend.
 
 The figure is a plain dict, not ``plotly.graph_objects`` (whose validators cost more than
 the rest of the figure at 20,000 points), and numeric arrays travel as Plotly's base64
@@ -29,7 +30,6 @@ PALETTE = [
     "#e377c2", "#7f7f7f", "#bcbd22", "#17becf", "#393b79", "#637939", "#8c6d31", "#843c39",
 ]  # fmt: skip
 OTHER = "(other)"
-DENSITY_BINS = 200
 HOVER_LIMIT = 300
 """Characters of a value shown on hover."""
 
@@ -123,33 +123,6 @@ def hover_parts(data: ExplorerData, idx: np.ndarray) -> tuple[list[list[Any]], s
     return rows.tolist(), template + "<extra></extra>", [esc(c) for c in data.hover]
 
 
-def histogram_density(
-    data: ExplorerData,
-    mask: np.ndarray,
-    x_range: tuple[float, float],
-    y_range: tuple[float, float],
-    color_by: str,
-) -> Layer:
-    """The default density layer: log counts on a DENSITY_BINS² grid as a translucent
-    heatmap, sent as one byte per cell."""
-    z, xc, yc = data.density(mask, x_range, y_range, DENSITY_BINS)
-    top = float(np.log1p(z.max())) or 1.0
-    level = np.rint(255.0 * np.log1p(z) / top).astype(np.uint8)
-    trace = {
-        "type": "heatmap",
-        "z": typed_array(level),
-        "x": typed_array(xc.astype(np.float32)),
-        "y": typed_array(yc.astype(np.float32)),
-        "zmin": 0,
-        "zmax": 255,
-        "colorscale": [[0, "rgba(255,255,255,0)"], [1, "rgba(40,40,90,0.85)"]],
-        "showscale": False,
-        "hoverinfo": "skip",
-        "name": "density",
-    }
-    return [trace], []
-
-
 def _points(
     x: np.ndarray, y: np.ndarray, custom: list[Any], template: str, meta: list[str]
 ) -> dict[str, Any]:
@@ -205,7 +178,7 @@ def build_figure(
         traces.append(trace)
     shown = f"{idx.shape[0]:,} of {total:,} points in view"
     if density is not None:
-        shown += " (the shading is every point's density)"
+        shown += " · the layer underneath shows every point"
     layout: dict[str, Any] = {
         "uirevision": "explorer",
         "margin": {"l": 30, "r": 10, "t": 30, "b": 30},

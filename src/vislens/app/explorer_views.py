@@ -16,7 +16,8 @@ from typing import Any
 import numpy as np
 
 from vislens.app.explorer_data import ExplorerData
-from vislens.app.explorer_figure import DensityLayer, build_figure, histogram_density
+from vislens.app.explorer_density import datashader_density
+from vislens.app.explorer_figure import DensityLayer, build_figure
 
 DEFAULT_BUDGET = 20_000
 """Points drawn at most (bench/explorer.py measured the draw time against this)."""
@@ -68,7 +69,7 @@ class ExplorerViews:
         data: ExplorerData,
         *,
         budget: int = DEFAULT_BUDGET,
-        density_layer: DensityLayer = histogram_density,
+        density_layer: DensityLayer = datashader_density,
     ) -> None:
         self.data = data
         self.budget = budget
