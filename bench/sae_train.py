@@ -25,6 +25,7 @@ from collections.abc import Iterator
 
 import torch
 
+from _report import figure
 from vislens.sae.train import TrainConfig, train_sae
 
 
@@ -111,10 +112,19 @@ def main() -> None:
     print(f"d_in {d}, d_sae {d_sae}, batch {batch}, k {k}, {a.threads} threads, {steps} steps")
     print(f"bare PyTorch loop : {batch / floor:10.0f} tokens/s")
     print(f"vislens sae train : {batch / ours:10.0f} tokens/s  ({floor / ours:.0%} of the floor)")
+    shape = f"TopK d_in {d}, d_sae {d_sae}, batch {batch}, k {k}"
+    figure(
+        f"train {shape}: tokens/s", batch / ours, "tokens/s", reference="bare PyTorch loop of the same SAE",
+        reference_value=batch / floor, goal=">= 85% of the bare loop", met=None if a.quick else floor / ours >= 0.85,
+        note=f"{a.threads} thread(s), {steps} steps",
+    )  # fmt: skip
     theirs, label = saelens_step(x, d_sae, k, batch, steps)
     if theirs is None:
         print(f"sae-lens trainer  :    {label}")
     else:
+        figure(f"train {shape}: tokens/s vs sae-lens", batch / ours, "tokens/s",
+               reference=f"{label} SAETrainer, in-memory batches", reference_value=batch / theirs,
+               note=f"{a.threads} thread(s), {steps} steps")  # fmt: skip
         print(f"sae-lens trainer  : {batch / theirs:10.0f} tokens/s  ({floor / theirs:.0%} of the floor; "
               f"{label}); vislens is {theirs / ours:.2f}x its speed")  # fmt: skip
 
