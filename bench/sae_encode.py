@@ -52,9 +52,12 @@ def saelens_encoder(sae: BaseSAE, arch: str) -> tuple[Callable[[torch.Tensor], A
         names = ("W_enc", "b_enc", "W_dec", "b_dec")
         other.load_state_dict({n: getattr(sae, n).detach() for n in names}, strict=False)
         other.requires_grad_(False)
+        x = torch.randn(64, d)
+        with torch.no_grad():
+            same = torch.equal(other.encode(x), sae.encode(x))
     except Exception as e:  # an sae-lens version whose API differs: say so, keep the rest
         return None, f"not run: sae-lens {getattr(sae_lens, '__version__', '?')}: {e}"
-    return other.encode, f"sae-lens {getattr(sae_lens, '__version__', '?')}"
+    return other.encode, f"sae-lens {getattr(sae_lens, '__version__', '?')} (codes equal: {same})"
 
 
 def best_of(fns: dict[str, Callable[[], Any]], repeat: int) -> dict[str, float]:

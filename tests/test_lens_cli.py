@@ -3,10 +3,12 @@ a bank run prints its size and time."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
 
+from helpers_vlm import save_tiny_llava
 from vislens.cli import main
 from vislens.data.config import ImagesConfig
 from vislens.data.synthetic import generate_grid_world
@@ -72,3 +74,21 @@ def test_bank_prints_size_and_time(study: Path, run) -> None:  # type: ignore[no
     assert cfg.contextual_layers == [1, 4] and cfg.dtype == "int8"
     r = run("lens", "bank", str(study), "--layers", "1,4", "--dtype", "int8")
     assert r.exit_code == 2 and "already complete" in r.output
+
+
+def test_lens_model_reads_another_vlm_than_the_study_and_neighbors_follow_it(
+    study: Path, tmp_path: Path, run
+) -> None:  # type: ignore[no-untyped-def]
+    other = save_tiny_llava(tmp_path / "tiny-llava")
+    r = run("lens", "bank", str(study), "--model", str(other), "--layers", "1")
+    assert r.exit_code == 0, r.output
+    assert Study.open(study).config.lens.model == str(other)
+    r = run("lens", "neighbors", str(study), "--limit", "1")
+    assert r.exit_code == 0, r.output
+    assert json.loads((study / "lens" / "run.json").read_text())["model"] == str(other)
+    # Without [lens] model the study's own VLM (toy) would read a bank it did not build.
+    s = Study.open(study)
+    s.config = s.config.model_copy(update={"lens": s.config.lens.model_copy(update={"model": ""})})
+    s.save()
+    r = run("lens", "neighbors", str(study), "--limit", "1")
+    assert r.exit_code == 2 and "not with 'toy'" in r.output

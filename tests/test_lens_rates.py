@@ -87,6 +87,7 @@ def test_ground_truth_hits_equal_a_slow_reference(seed: int) -> None:
     got = ground_truth_hits(table, images).set_index(
         ["method", "visual_layer", "contextual_layer", "image_idx", "patch_idx"]
     )
+    control = slow_control(table, images)
     n = 0
     for key, g in table.groupby(
         ["method", "visual_layer", "contextual_layer", "image_idx", "patch_idx"]
@@ -94,11 +95,61 @@ def test_ground_truth_hits_equal_a_slow_reference(seed: int) -> None:
         objs = {(o["r"], o["c"]): o for o in json.loads(images.loc[key[3], "objects"])}
         o = objs.get((int(g["patch_row"].iloc[0]), int(g["patch_col"].iloc[0])))
         words = {t.strip() for t in g["token_str"]}
+        first = {t.strip() for t in g.loc[g["rank"] == 1, "token_str"]}
         want = (o["shape"] in words or o["color"] in words) if o else bool(words & BACKGROUND_WORDS)
+        want1 = (
+            (o["shape"] in first or o["color"] in first) if o else bool(first & BACKGROUND_WORDS)
+        )
         assert bool(got.loc[key, "hit"]) == want
+        assert bool(got.loc[key, "hit_top1"]) == want1
         assert bool(got.loc[key, "object"]) == (o is not None)
+        c = control.get(key)
+        assert bool(got.loc[key, "control"]) == (c is not None and bool({*c} & words))
         n += 1
     assert n == len(got)
+
+
+def slow_control(
+    table: pd.DataFrame, images: pd.DataFrame, seed: int = 0
+) -> dict[tuple, tuple[str, str]]:
+    """The control's pairing, spelled out: per method x visual layer x contextual layer, the
+    object patches in (image, patch) order; a seeded permutation ``p``; patch ``p[i]`` gets the
+    shape and colour of patch ``p[i + 1]`` (cyclically)."""
+    out = {}
+    for (m, vl, cl), g in table.groupby(["method", "visual_layer", "contextual_layer"]):
+        objs = []
+        for (img, patch), h in g.groupby(["image_idx", "patch_idx"]):
+            cells = {(o["r"], o["c"]): o for o in json.loads(images.loc[img, "objects"])}
+            o = cells.get((int(h["patch_row"].iloc[0]), int(h["patch_col"].iloc[0])))
+            if o:
+                objs.append(((m, vl, cl, img, patch), (o["shape"], o["color"])))
+        p = np.random.default_rng(seed).permutation(len(objs))
+        for i in range(len(objs)):
+            out[objs[p[i]][0]] = objs[p[(i + 1) % len(objs)]][1]
+    return out
+
+
+def test_the_control_pairs_each_object_with_another_and_a_blind_lens_scores_its_control() -> None:
+    rng = np.random.default_rng(5)
+    table, images = random_table(rng, k=5), random_images(rng)
+    control = slow_control(table, images)
+    # a blind lens listing the five shape words names every object, and its control as often
+    table["token_str"] = np.resize(
+        [" circle", " square", " triangle", " diamond", " cross"], len(table)
+    )
+    hits = ground_truth_hits(table, images)
+    objs = hits[hits["object"]]
+    assert objs["hit"].all() and objs["control"].all()
+    # a lens that always says "red" names exactly the red objects, and red controls
+    table["token_str"] = " red"
+    hits = ground_truth_hits(table, images).set_index(
+        ["method", "visual_layer", "contextual_layer", "image_idx", "patch_idx"]
+    )
+    for key, (_, color) in control.items():
+        assert bool(hits.loc[key, "control"]) == (color == "red")
+    # ... and its control differs from its rate: patches are scored against other patches
+    objs = hits[hits["object"]]
+    assert (objs["control"] != objs["hit"]).any()
 
 
 def test_cells_map_onto_a_coarser_token_grid() -> None:

@@ -59,7 +59,8 @@ def test_full_pipeline(study_dir):
     ).is_file()
     out = run("sae", "eval", s, "--name", "mine")
     assert "explained variance" in out and "dense" in out and "cosine" in out
-    assert (s / "sae" / "mine" / "eval" / "eval.json").is_file()
+    report = json.loads((s / "sae" / "mine" / "eval" / "eval.json").read_text())
+    assert report["site"] == "vision" and "downstream" not in report
     assert (s / "sae" / "mine" / "eval" / "feature_frequency.png").is_file()
     run("sae", "encode", s, "--name", "mine")
     run("sae", "topk", s, "--name", "mine", "--k", "5")

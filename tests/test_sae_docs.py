@@ -98,12 +98,19 @@ def test_eval_doc(tmp_path):
 
     m = SAEMetrics(n_tokens=3, mse=0.1, explained_variance=0.9, l0=2.0, dead_fraction=0.5, alive_fraction=0.5,
                    fvu=0.1, dense_fraction=0.0, cosine=0.9)  # fmt: skip
-    path = write_eval_report(
-        m, np.array([0.0, 0.01]), tmp_path, context={"sae": "s", "layer": 1, "tokens": "all"}
-    )[0]
+    from vislens.sae.downstream import DownstreamLoss
+
+    loss = DownstreamLoss(
+        layer=1, n_images=2, n_tokens=9, loss_clean=1.0, loss_spliced=1.5, loss_zero=3.0
+    )
+    context = {"sae": "s", "layer": 1, "tokens": "image", "site": "llm", "model": "toy",
+               "downstream": loss.report(prompt="describe the image.", text_column="caption")}  # fmt: skip
+    path = write_eval_report(m, np.array([0.0, 0.01]), tmp_path, context=context)[0]
     doc = json.loads(path.read_text())
     assert set(table_keys("sae-eval.md", "## eval.json")) == set(doc)
     assert set(table_keys("sae-eval.md", "## metrics")) == set(doc["metrics"]) == set(m.as_dict())
+    assert set(table_keys("sae-eval.md", "## downstream")) == set(doc["downstream"])
+    assert doc["downstream"]["loss_recovered"] == 0.75
 
 
 def test_user_doc_python_example_runs(tmp_path, monkeypatch):

@@ -84,7 +84,7 @@ def test_eval_metrics_and_report(tmp_path):
     assert m.cosine == pytest.approx(float(cos))
     paths = write_eval_report(m, freq, tmp_path / "eval", context={"sae": "s"})
     doc = json.loads(paths[0].read_text())
-    assert doc["schema_version"] == 1 and doc["sae"] == "s"
+    assert doc["schema_version"] == 2 and doc["sae"] == "s"
     hist = doc["frequency_histogram"]
     assert sum(hist["counts"]) + hist["n_dead"] == 30 and hist["n_dead"] == int((freq == 0).sum())
     assert paths[1].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -38,7 +38,7 @@ def run_demo(
     world_keys = ("n_images", "seed")
     extracted = runner.run("extract", lambda: p.extract_tower(study), depends=world_keys)
     questions = runner.run("questions", lambda: ask_toy(world), depends=world_keys)
-    sae_keys = (*world_keys, "sae_steps", "sae_features", "sae_l1")
+    sae_keys = (*world_keys, "sae_steps", "sae_features", "sae_k")
     runner.run("sae", lambda: p.sae_stage(study, s), depends=sae_keys,
                stale=[study.sae_dir(p.SAE_NAME)])  # fmt: skip
     sae_card = runner.run("sae_scorecard", lambda: p.sae_scorecard(study), depends=sae_keys)

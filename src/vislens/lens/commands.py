@@ -68,6 +68,13 @@ def bank_cmd(
     overwrite: Annotated[
         bool, typer.Option("--overwrite", help="Replace an existing bank.")
     ] = False,
+    model: Annotated[
+        str | None,
+        typer.Option(
+            "--model",
+            help="The VLM LatentLens reads (saved as [lens] model; `lens neighbors` uses it too). Default: [lens] model, else the study's model.",
+        ),
+    ] = None,
     engine: EngineOption = "local",
     ray_address: RayAddressOption = None,
     actors: ActorsOption = None,
@@ -79,7 +86,7 @@ def bank_cmd(
 
     r = build_study_bank(
         Study.open(study), corpus, layers=_layers(layers), max_per_token=max_per_token,
-        dtype=dtype, text_model=text_model, overwrite=overwrite,
+        dtype=dtype, text_model=text_model, overwrite=overwrite, model=model,
         engine=engine, ray=ray_options(ray_address, actors, gpus_per_actor),
     )  # fmt: skip
     typer.echo(

@@ -10,6 +10,11 @@ from vislens.config_base import Section
 
 
 class LensConfig(Section):
+    model: str = ""
+    """The VLM whose visual tokens and LLM LatentLens reads (hub id, directory, ``toy`` or
+    ``toy-mlp``); empty means ``[model] name_or_path``. The demo reads ``toy-mlp``, the toy
+    trained the LatentLens way, while the QA toy answers the probe."""
+
     top_k: int = Field(default=5, ge=1)
     """Nearest neighbours kept per visual token (LatentLens uses top-5)."""
 

@@ -11,6 +11,13 @@ Three sources of verdicts:
 - **ground truth** (the toy grid world, no judge): a patch over an object counts when one
   of its top-k words names the object's shape or colour; patches over empty cells are
   scored separately, by whether a word names the background (``BACKGROUND_WORDS``).
+
+Ground-truth rates come with two figures that say how much of a rate is the method and how
+much the small world's vocabulary. With 5 shapes and 6 colours, a lens that lists any five
+shape words "names" every object in its top-5. So each object patch is also scored against
+the shape and colour of *another* object patch (a seeded derangement of the object patches
+of the same method, visual layer and contextual layer): ``control_rate`` is that rate, the
+share a lens blind to the patch would get. ``rate_top1`` scores the rank-1 word alone.
 """
 
 from __future__ import annotations
@@ -37,6 +44,8 @@ RATE_COLUMNS = (
     "rate",
     "ci_low",
     "ci_high",
+    "rate_top1",
+    "control_rate",
 )
 BACKGROUND_WORDS = frozenset({"empty", "grid", "background", "nothing", "none", "black", "dark"})
 
@@ -59,14 +68,26 @@ def bootstrap_ci(
     return float(res.confidence_interval.low), float(res.confidence_interval.high)
 
 
+def _mean(x: np.ndarray | None) -> float:
+    return float(np.mean(x)) if x is not None and len(x) else float("nan")
+
+
 def _rate_row(
-    method: str, vl: int, cl: int, cells: str, hits: np.ndarray, **kw: Any
+    method: str,
+    vl: int,
+    cl: int,
+    cells: str,
+    hits: np.ndarray,
+    top1: np.ndarray | None = None,
+    control: np.ndarray | None = None,
+    **kw: Any,
 ) -> dict[str, Any]:
     lo, hi = bootstrap_ci(hits, **kw)
     return {
         "method": method, "visual_layer": vl, "contextual_layer": cl, "cells": cells,
         "n": len(hits), "n_interpretable": int(hits.sum()),
         "rate": float(hits.mean()) if len(hits) else float("nan"), "ci_low": lo, "ci_high": hi,
+        "rate_top1": _mean(top1), "control_rate": _mean(control),
     }  # fmt: skip
 
 
@@ -99,9 +120,36 @@ def _cell_objects(
     return out
 
 
-def ground_truth_hits(table: pd.DataFrame, images: pd.DataFrame) -> pd.DataFrame:
+def _control_objects(objs: pd.DataFrame, keys: list[str], seed: int) -> pd.DataFrame:
+    """For each object patch of each ``keys`` group, the shape and colour of another object
+    patch of that group: a seeded random cycle through the group's object patches, so no
+    patch is paired with itself (a group of one keeps its own, and its control is its rate)."""
+    parts = []
+    for _, g in groups(objs, keys):
+        g = g.sort_values(["image_idx", "patch_idx"], kind="stable")
+        order = np.random.default_rng(seed).permutation(len(g))
+        src = np.empty(len(g), dtype=np.int64)
+        src[order] = np.roll(order, -1)
+        parts.append(
+            g.assign(
+                control_shape=g["shape"].to_numpy(dtype=object)[src],
+                control_color=g["color"].to_numpy(dtype=object)[src],
+            )
+        )
+    return (
+        pd.concat(parts, ignore_index=True)
+        if parts
+        else objs.assign(
+            control_shape=pd.Series(dtype=object), control_color=pd.Series(dtype=object)
+        )
+    )
+
+
+def ground_truth_hits(table: pd.DataFrame, images: pd.DataFrame, *, seed: int = 0) -> pd.DataFrame:
     """One row per method x visual layer x contextual layer x image x patch: whether the cell
-    holds an object, and whether a top-k word names its shape/colour (or the background)."""
+    holds an object, whether a top-k word names its shape/colour (or the background), whether
+    the rank-1 word does (``hit_top1``), and whether a top-k word names the shape/colour of
+    another object patch (``control``, object patches only; see the module docstring)."""
     cells = _cell_objects(images)
     rows_n = int(table["patch_row"].max()) + 1
     cols_n = int(table["patch_col"].max()) + 1
@@ -127,21 +175,34 @@ def ground_truth_hits(table: pd.DataFrame, images: pd.DataFrame) -> pd.DataFrame
         columns=["image_idx", "cell_r", "cell_c", "shape", "color"],
     )
     df = df.merge(objs, on=["image_idx", "cell_r", "cell_c"], how="left")
+    keys = ["method", "visual_layer", "contextual_layer", "image_idx", "patch_idx"]
+    patches = df.loc[df["shape"].notna(), [*keys, "shape", "color"]].drop_duplicates(keys)
+    control = _control_objects(patches, keys[:3], seed)
+    df = df.merge(control[[*keys, "control_shape", "control_color"]], on=keys, how="left")
     is_obj = df["shape"].notna().to_numpy()
     words = df["word"].to_numpy(dtype=object)
-    names = (words == df["shape"].to_numpy(dtype=object)) | (
-        words == df["color"].to_numpy(dtype=object)
-    )
+
+    def names(shape: str, color: str) -> np.ndarray:
+        return (words == df[shape].to_numpy(dtype=object)) | (
+            words == df[color].to_numpy(dtype=object)
+        )
+
     background = df["word"].isin(BACKGROUND_WORDS).to_numpy()
     df["object"] = is_obj
-    df["hit"] = np.where(is_obj, names, background)
-    keys = ["method", "visual_layer", "contextual_layer", "image_idx", "patch_idx"]
+    df["hit"] = np.where(is_obj, names("shape", "color"), background)
+    df["hit_top1"] = df["hit"] & (df["rank"].to_numpy() == 1)
+    df["control"] = is_obj & names("control_shape", "control_color")
     out = (
         df.groupby(keys, sort=True)
-        .agg(object=("object", "first"), hit=("hit", "any"))
+        .agg(
+            object=("object", "first"),
+            hit=("hit", "any"),
+            hit_top1=("hit_top1", "any"),
+            control=("control", "any"),
+        )
         .reset_index()
     )
-    return out.astype({"object": bool, "hit": bool})
+    return out.astype({"object": bool, "hit": bool, "hit_top1": bool, "control": bool})
 
 
 def ground_truth_rates(
@@ -158,7 +219,7 @@ def ground_truth_rates(
     frames = [table.assign(contextual_layer=-1)]
     if by_layer is not None and len(by_layer):
         frames.append(by_layer)
-    hits = ground_truth_hits(pd.concat(frames, ignore_index=True), images)
+    hits = ground_truth_hits(pd.concat(frames, ignore_index=True), images, seed=seed)
     rows = []
     for (method, vl, cl, is_obj), g in groups(
         hits, ["method", "visual_layer", "contextual_layer", "object"]
@@ -170,6 +231,8 @@ def ground_truth_rates(
                 int(cl),
                 "object" if is_obj else "empty",
                 g["hit"].to_numpy(dtype=float),
+                g["hit_top1"].to_numpy(dtype=float),
+                g["control"].to_numpy(dtype=float) if is_obj else None,
                 n_resamples=n_resamples,
                 seed=seed,
             )

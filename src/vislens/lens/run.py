@@ -58,11 +58,16 @@ def _device(study: Study) -> str:
     return dev
 
 
-def load_study_vlm(study: Study) -> VLMAdapter:
-    """The study's VLM in its adapter (``toy``: the shipped toy VLM)."""
+def lens_model_name(study: Study) -> str:
+    """The VLM the lens stage reads: ``[lens] model``, else ``[model] name_or_path``."""
+    return study.config.lens.model or study.config.model.name_or_path
+
+
+def load_study_vlm(study: Study, name: str | None = None) -> VLMAdapter:
+    """The study's VLM (or the VLM ``name``) in its adapter (``toy``: the shipped toy VLM)."""
     from vislens.models.vlm import load_vlm
 
-    name = study.config.model.name_or_path
+    name = name or study.config.model.name_or_path
     if not name:
         raise ConfigError(
             f"{study.config_path}: key 'model.name_or_path' is empty — name a VLM directory, hub id or 'toy'"
@@ -91,9 +96,14 @@ def default_corpus(study: Study) -> Path | None:
     return None
 
 
+def load_lens_vlm(study: Study) -> VLMAdapter:
+    """The VLM the lens stage reads (``lens_model_name``) in its adapter."""
+    return load_study_vlm(study, lens_model_name(study))
+
+
 def _model_ref(study: Study, text_model: str | None) -> str:
     """How a Ray actor loads the bank's LM: ``load_bank_model``'s argument."""
-    name = text_model or study.config.model.name_or_path
+    name = text_model or lens_model_name(study)
     if not name or is_toy_name(name):
         return name
     local = study.resolve(name)
@@ -113,10 +123,12 @@ def build_study_bank(
     progress: bool = True,
     engine: str = "local",
     ray: RayOptions | None = None,
+    model: str | None = None,
 ) -> BankResult:
-    """Build ``lens/bank`` from ``corpus`` with the study's VLM's LLM (or ``text_model``).
-    Overrides are saved to study.toml's ``[lens]`` so it says what was run. ``engine="ray"``
-    encodes the caption batches in Ray Data actors (docs/scale.md)."""
+    """Build ``lens/bank`` from ``corpus`` with the lens VLM's LLM (``[lens] model``, else the
+    study's; or ``text_model``). Overrides (``model`` included) are saved to study.toml's
+    ``[lens]`` so it says what was run. ``engine="ray"`` encodes the caption batches in Ray
+    Data actors (docs/scale.md)."""
     cfg = study.config.lens
     corpus = Path(corpus) if corpus is not None else default_corpus(study)
     if corpus is None:
@@ -125,6 +137,8 @@ def build_study_bank(
         )
     captions = read_corpus(corpus)
     updates: dict[str, Any] = {"corpus": str(corpus)}
+    if model is not None:
+        updates["model"] = model
     if layers:
         updates["contextual_layers"] = list(layers)
     if max_per_token is not None:
@@ -132,20 +146,20 @@ def build_study_bank(
     if dtype is not None:
         updates["dtype"] = dtype
     cfg = type(cfg).model_validate({**cfg.model_dump(), **updates})
+    study.config = study.config.model_copy(update={"lens": cfg})
     if text_model is not None:
         from vislens.lens.textmodel import load_bank_model
 
-        model = load_bank_model(text_model, device=_device(study))
+        lm = load_bank_model(text_model, device=_device(study))
     else:
-        model = BankModel.from_text_lm(TextLM.from_vlm(vlm or load_study_vlm(study)))
+        lm = BankModel.from_text_lm(TextLM.from_vlm(vlm or load_lens_vlm(study)))
     rules = SamplingRules(cfg.max_per_token, cfg.skip_positions, cfg.prefer_from, cfg.seed)
     result = build_bank(
-        captions, bank_dir(study), model, layers=cfg.contextual_layers or None, rules=rules,
+        captions, bank_dir(study), lm, layers=cfg.contextual_layers or None, rules=rules,
         dtype=cfg.dtype, batch_size=cfg.batch_size, shard_captions=cfg.shard_captions,
         overwrite=overwrite, progress=progress,
         engine=engine, ray=ray, model_ref=_model_ref(study, text_model),
     )  # fmt: skip
-    study.config = study.config.model_copy(update={"lens": cfg})
     study.save()
     return result
 
@@ -208,7 +222,7 @@ def run_neighbors(
         updates["index"] = index
     cfg = type(cfg).model_validate({**cfg.model_dump(), **updates})
     bank = Bank(bank_dir(study))
-    vlm = vlm or load_study_vlm(study)
+    vlm = vlm or load_lens_vlm(study)
     lm = TextLM.from_vlm(vlm)
     bank.check_model(vlm.name, BankModel.from_text_lm(lm).fingerprint())
     layers = check_visual_layers(vlm, cfg.visual_layers or default_visual_layers(vlm.n_layers))
@@ -298,7 +312,7 @@ def sample_study(
         for r in images.to_dict("records")
     ]
     return sample_instances(
-        table, study.lens_dir, model=str(run.get("model", study.config.model.name_or_path)),
+        table, study.lens_dir, model=str(run.get("model", lens_model_name(study))),
         images=info, grid_rows=int(table["patch_row"].max()) + 1,
         n_images=n_images or cfg.n_images, n_patches=n_patches or cfg.n_patches,
         seed=cfg.seed if seed is None else seed,
@@ -358,7 +372,7 @@ def run_lens(
 ) -> dict[str, Any]:
     """Everything in one call on a study (bank if missing, neighbours, sample, ground-truth
     rates when the images are a grid world): what the demo runs on the toy."""
-    vlm = load_study_vlm(study)
+    vlm = load_lens_vlm(study)
     out: dict[str, Any] = {}
     if not (bank_dir(study) / "bank.json").is_file() or not _bank_done(study):
         out["bank"] = build_study_bank(study, corpus, vlm=vlm, progress=progress)

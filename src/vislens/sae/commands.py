@@ -271,19 +271,48 @@ def eval_command(
     study: StudyArg,
     name: NameOpt = None,
     layer: Annotated[
-        int | None, typer.Option(help="Stored layer (default: the SAE's hook layer).")
+        int | None,
+        typer.Option(
+            help="Stored layer, or the LLM's visual layer with --site llm (default: the SAE's hook layer)."
+        ),
     ] = None,
     tokens: Annotated[str, typer.Option(help="auto, cls, patches or all.")] = "auto",
+    site: Annotated[
+        str,
+        typer.Option(
+            help="vision: the stored activations; llm: the study VLM's LLM at the image "
+            "positions, with the downstream loss of the reconstruction spliced in."
+        ),
+    ] = "vision",
+    n_images: Annotated[int, typer.Option(help="Images for --site llm.")] = 32,
+    prompt: Annotated[
+        str, typer.Option(help="Prompt before the scored text (--site llm).")
+    ] = "describe the image.",
+    text_column: Annotated[
+        str, typer.Option(help="images.parquet column with the text to score (--site llm).")
+    ] = "caption",
 ) -> None:
     """EV / FVU, MSE, L0, dead and dense fractions, reconstruction cosine, feature-frequency
-    histogram on the stored activations → metrics.json, eval/eval.json, eval/feature_frequency.png."""
-    from vislens.sae.runs import eval_study
+    histogram → metrics.json, eval/eval.json, eval/feature_frequency.png; with --site llm also
+    the clean, spliced and zero-ablation next-token losses and the fraction of loss recovered."""
+    from vislens.sae.runs import eval_llm_study, eval_study
 
-    m = eval_study(_study(study), name=name, layer=layer, tokens=tokens)
+    if site not in ("vision", "llm"):
+        raise typer.BadParameter(f"--site must be vision or llm (got {site!r})")
+    if site == "llm":
+        m, loss = eval_llm_study(_study(study), name=name, layer=layer, n_images=n_images,
+                                 prompt=prompt, text_column=text_column)  # fmt: skip
+    else:
+        m = eval_study(_study(study), name=name, layer=layer, tokens=tokens)
     typer.echo(
         f"explained variance {m.explained_variance:.4f} (FVU {m.fvu:.4f}), MSE {m.mse:.4g}, L0 {m.l0:.1f}, "
         f"dead {m.dead_fraction:.1%}, dense {m.dense_fraction:.1%}, cosine {m.cosine:.4f}"
     )
+    if site == "llm":
+        typer.echo(
+            f"next-token loss on {loss.n_tokens} text tokens: clean {loss.loss_clean:.4f}, spliced "
+            f"{loss.loss_spliced:.4f}, zero {loss.loss_zero:.4f}; loss recovered {loss.loss_recovered:.3f}"
+        )
 
 
 @sae_app.command("heatmap")

@@ -19,7 +19,7 @@ from vislens.sae.metrics import DENSE_FREQUENCY, SAEMetrics
 EVAL_DIR = "eval"
 REPORT_FILE = "eval.json"
 FIGURE_FILE = "feature_frequency.png"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 HIST_BINS = np.arange(-8.0, 0.01, 0.25)
 """log10-frequency bin edges of the histogram."""
 

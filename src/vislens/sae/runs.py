@@ -7,6 +7,7 @@ format), ``codes/``, ``topk.parquet``, ``scores.parquet`` and friends, ``metrics
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -19,6 +20,9 @@ from vislens.sae.formats.saelens import is_saelens_dir
 from vislens.sae.metrics import SAEMetrics
 from vislens.store.codes import CodesStore, Reduce
 from vislens.study import Study
+
+if TYPE_CHECKING:
+    from vislens.sae.downstream import DownstreamLoss
 
 CODES_DIR = "codes"
 
@@ -232,5 +236,56 @@ def eval_study(
     from vislens.sae.evaluation import EVAL_DIR, write_eval_report
 
     write_eval_report(metrics, acc.frequencies().numpy(), study.sae_dir(name) / EVAL_DIR,
-                      context={"sae": name, "layer": layer, "tokens": plan.tokens})  # fmt: skip
+                      context={"sae": name, "layer": layer, "tokens": plan.tokens, "site": "vision"})  # fmt: skip
     return metrics
+
+
+def eval_llm_study(
+    study: Study,
+    *,
+    name: str | None = None,
+    layer: int | None = None,
+    n_images: int = 32,
+    prompt: str = "describe the image.",
+    text_column: str = "caption",
+    batch_size: int = 8,
+) -> tuple[SAEMetrics, DownstreamLoss]:
+    """Evaluate an SAE trained on the study VLM's LLM side at visual layer ``layer`` (the
+    SAE's hook layer by default): reconstruction metrics on the hidden states at the image
+    positions of the first ``n_images`` images, and the next-token loss on their
+    ``text_column`` text after ``prompt`` with the reconstruction spliced in
+    (:mod:`vislens.sae.downstream`). Writes metrics.json and eval/ like :func:`eval_study`."""
+    from vislens.data.sources import load_image
+    from vislens.data.table import read_records
+    from vislens.lens.run import load_study_vlm
+    from vislens.sae.downstream import downstream_loss
+    from vislens.sae.evaluation import EVAL_DIR, write_eval_report
+
+    name = sae_name(study, name)
+    sae = load_study_sae(study, name)
+    layer = layer if layer is not None else sae.spec.hook_layer
+    if layer is None:
+        raise InputError(f"{study.sae_dir(name)}: the SAE records no hook layer; pass --layer")
+    if n_images < 1:
+        raise InputError(f"--n-images must be at least 1 (got {n_images})")
+    records = read_records(study.images_path)[:n_images]
+    missing = [r.item_id for r in records if not str(r.metadata.get(text_column) or "").strip()]
+    if missing:
+        raise InputError(
+            f"{study.images_path}: column '{text_column}' is missing or empty for item "
+            f"'{missing[0]}'; name a column with a caption per image (--text-column)"
+        )
+    vlm = load_study_vlm(study)
+    images = [load_image(r) for r in records]
+    texts = [str(r.metadata[text_column]) for r in records]
+    loss, acc = downstream_loss(
+        vlm, sae, layer, images, texts, prompt=prompt, batch_size=batch_size
+    )
+    metrics = acc.result()
+    context = {"sae": name, "layer": layer, "tokens": "image", "site": "llm", "model": vlm.name,
+               "downstream": loss.report(prompt=prompt, text_column=text_column)}  # fmt: skip
+    write_json_atomic(study.sae_dir(name) / "metrics.json", metrics.as_dict() | {"layer": layer})
+    write_eval_report(
+        metrics, acc.frequencies().numpy(), study.sae_dir(name) / EVAL_DIR, context=context
+    )
+    return metrics, loss

@@ -83,20 +83,32 @@ class Objective(ABC):
         return StepOut(loss, mse, codes, recon, target, aux)
 
     def aux_loss(self, sae: BaseSAE, hidden_pre: Tensor, residual: Tensor, dead: Tensor) -> Tensor:
-        """AuxK (Gao et al. 2024, §A.2): the top ``aux_k`` dead latents reconstruct the
-        residual; scaled by min(n_dead / aux_k, 1) as SAELens does."""
+        """AuxK (Gao et al. 2024, §A.2): the top ``aux_k`` dead latents reconstruct the residual.
+
+        The loss is the residual's unexplained fraction ``Σ‖e − ê‖² / Σ‖e‖²`` over the batch,
+        as OpenAI's reference trainer normalises it, times min(n_dead / aux_k, 1) as SAELens
+        and sparsify scale it. Unnormalised, it shrinks with the residual, and the Adam moments a
+        latent gathered while it was alive then damp its AuxK steps to nothing: a coefficient of
+        1/32 revived too little. Only dead latents learn from it: ``b_dec``, which every latent
+        reads, gets no AuxK gradient (letting it through drifted ``b_dec`` away from the data and
+        collapsed whole runs).
+        """
         n_dead = int(dead.sum())
         k = min(self.aux_k, n_dead)
         pre = hidden_pre.masked_fill(~dead, float("-inf"))
         top = torch.topk(pre, k, dim=-1)
+        vals = top.values
+        if sae.spec.apply_b_dec_to_input:  # value 0; its b_dec gradient cancels the encoder's
+            vals = vals + ((sae.b_dec - sae.b_dec.detach()) @ sae.W_enc)[top.indices]
         # relu in the forward pass, identity in the backward one: a dead latent's
         # pre-activations are mostly negative, and a plain relu would give them no
         # gradient, while raw negative values let them fit the residual with a flipped sign
-        vals = top.values + (torch.relu(top.values) - top.values).detach()
+        vals = vals + (torch.relu(vals) - vals).detach()
         codes = torch.zeros_like(hidden_pre).scatter(-1, top.indices, vals)
         approx = codes @ sae.W_dec  # dense: cheaper than gathering [n, k, d_in] decoder rows
         scale = min(n_dead / self.aux_k, 1.0)
-        return scale * ((approx - residual) ** 2).sum(-1).mean()
+        unexplained = ((approx - residual) ** 2).sum() / (residual**2).sum().clamp_min(1e-12)
+        return scale * unexplained
 
     @torch.no_grad()
     def after_step(self, sae: BaseSAE, codes: Tensor) -> None:
