@@ -83,8 +83,10 @@ def test_pca_map_of_activations_in_the_seed_layout(study: Study) -> None:
     from vislens.app.shell import create_app
 
     app = create_app(study)
-    data, problem = study_data(app.vislens_context)
-    assert problem == "" and data is not None and data.n == N and data.color_by == "split"
+    views, problem = study_data(app.vislens_context)
+    assert problem == "" and views is not None
+    # Coloured by the first column with 2-24 values: `split` is empty here, `label` varies.
+    assert views.data.n == N and views.data.color_by == "label"
     client = app.server.test_client()
     assert client.get("/images/sub/im003.png").status_code == 200
 
