@@ -15,8 +15,16 @@ from vislens.data.synthetic import WorldSpec, caption_for, sample_scene
 from vislens.errors import InputError
 from vislens.models.toy import mlp
 from vislens.models.toy.build import ToyArch, build_toy_vlm
-from vislens.models.toy.mlp import ToyMlpConfig, text_sequence, train_toy_mlp
-from vislens.models.toy.train import _encode, _tokenizer, resume_path
+from vislens.models.toy.mlp import (
+    ToyMlpConfig,
+    scene_words,
+    text_forward,
+    text_item,
+    train_toy_mlp,
+    written_scene,
+)
+from vislens.models.toy.tasks import caption_question
+from vislens.models.toy.train import _encode, resume_path
 from vislens.models.toy.vocab import BOS, EOS, UNK, VOCAB
 
 SMALL = ToyArch(
@@ -34,27 +42,66 @@ TINY = ToyMlpConfig(
 )
 
 
-def _find(seq: list[int], sub: list[int]) -> int:
-    return next((i for i in range(len(seq) - len(sub) + 1) if seq[i : i + len(sub)] == sub), -1)
-
-
 @pytest.mark.parametrize("kind", list(ToyMlpConfig().text_task_weights))
-def test_text_stage_writes_the_scene_where_the_image_goes(kind: str) -> None:
-    _, objects = sample_scene(WorldSpec(), 5, 3)
-    ids = text_sequence(objects, np.random.default_rng(0), kind)
-    caption = list(_encode(caption_for(objects)))
-    assert VOCAB[UNK] not in ids
-    assert ids[0] == VOCAB[BOS] and ids[-1] == VOCAB[EOS]
-    at = _find(ids, caption)
-    assert at >= 1, "the scene is written out in the sequence"
+def test_text_stage_sequences(kind: str) -> None:
+    objects = [sample_scene(WorldSpec(), 5, i)[1] for i in range(3)]
+    item = text_item(objects, 1, np.random.default_rng(0), kind)
+    caption = list(_encode(caption_for(objects[1])))
     if kind == "plain":
-        assert ids == [VOCAB[BOS], *caption, VOCAB[EOS]]
-    else:
-        # <s> question, the scene, "answer:", the answer, </s>: the prompt of the toy with
-        # the caption where the image tokens go.
-        answer_at = _find(ids, list(_encode(" answer:")))
-        assert answer_at == at + len(caption)
-        assert ids[1:at] == list(_encode(_tokenizer().decode(ids[1:at])))
+        assert item.example is None
+        assert item.ids == [VOCAB[BOS], *caption, VOCAB[EOS]]
+        return
+    ex = item.example
+    assert item.ids is None and ex is not None and ex.image == 1
+    # The toy prompt: <s> question, [the image], "answer:", the answer, </s>.
+    assert ex.before[0] == VOCAB[BOS] and ex.after == list(_encode(" answer:"))
+    assert ex.target[-1] == VOCAB[EOS]
+    assert VOCAB[UNK] not in [*ex.before, *ex.after, *ex.target]
+    if kind == "caption":
+        assert ex.target == [*_encode(caption_question(objects[1]).answer), VOCAB[EOS]]
+
+
+def test_the_written_scene_is_each_cells_words_summed() -> None:
+    model = build_toy_vlm(SMALL, seed=0)
+    scenes = [sample_scene(WorldSpec(), 5, i)[1] for i in range(4)]
+    words = torch.from_numpy(np.stack([scene_words(o) for o in scenes]))
+    got = written_scene(model, words)
+    emb = model.model.language_model.embed_tokens.weight
+    for b, objects in enumerate(scenes):
+        at = {(o.r, o.c): o for o in objects}
+        for cell in range(100):
+            o = at.get(divmod(cell, 10))
+            want = emb[VOCAB["empty"]] if o is None else emb[VOCAB[o.color]] + emb[VOCAB[o.shape]]
+            assert torch.equal(got[b, cell], want)
+
+
+def test_text_forward_is_the_lm_on_the_assembled_sequences() -> None:
+    model = build_toy_vlm(SMALL, seed=0).eval()
+    objects = [sample_scene(WorldSpec(), 5, i)[1] for i in range(3)]
+    words = torch.from_numpy(np.stack([scene_words(o) for o in objects]))
+    rng = np.random.default_rng(1)
+    items = [text_item(objects, 0, rng, "caption"), text_item(objects, 2, rng, "plain")]
+    items.append(text_item(objects, 1, rng, "presence"))
+    with torch.no_grad():
+        logits, labels = text_forward(model, items, words)
+        want_logits, want_labels = [], []
+        lm, emb = model.model.language_model, model.model.language_model.embed_tokens
+        for it in [items[1], items[0], items[2]]:  # plain captions first, then questions
+            if it.ids is not None:
+                x, ids = emb(torch.tensor(it.ids)), it.ids[1:]
+                first = 0
+            else:
+                ex = it.example
+                scene = written_scene(model, words[ex.image][None])[0]
+                x = torch.cat(
+                    [emb(torch.tensor(ex.before)), scene, emb(torch.tensor(ex.after + ex.target))]
+                )
+                ids, first = ex.target, len(ex.before) + 100 + len(ex.after) - 1
+            out = model.lm_head(lm(inputs_embeds=x[None]).last_hidden_state)[0]
+            want_logits.append(out[first : first + len(ids)])
+            want_labels.extend(ids)
+    assert labels.tolist() == want_labels
+    torch.testing.assert_close(logits, torch.cat(want_logits), rtol=1e-5, atol=1e-5)
 
 
 @pytest.mark.slow

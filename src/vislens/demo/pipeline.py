@@ -19,6 +19,10 @@ SAE_NAME = "toy-patches"
 TOWER_LAYER = 2
 """The toy tower's last block (it has two); one token per grid cell."""
 
+LENS_MODEL = "toy-mlp"
+"""The VLM the demo reads with LatentLens (saved as ``[lens] model``): the toy trained the
+LatentLens way; the QA toy answers the questions and the probe."""
+
 SAE_DEAD_WINDOW = 20
 """Steps without firing after which AuxK trains a latent (short: the demo trains 800 steps)."""
 
@@ -167,10 +171,10 @@ def lens_stage(study: Study, s: DemoSettings) -> dict[str, Any]:
     EmbeddingLens/LogitLens beside them, and the rates scored against the truth."""
     from vislens.lens.run import build_study_bank, load_study_vlm, rates_study, run_neighbors
 
-    vlm = load_study_vlm(study)
+    vlm = load_study_vlm(study, LENS_MODEL)
     # The stage was not recorded as done: a bank left by a killed run is rebuilt, never
     # trusted half-way (and a complete one would otherwise refuse to be rebuilt).
-    build_study_bank(study, None, vlm=vlm, overwrite=True)
+    build_study_bank(study, None, vlm=vlm, overwrite=True, model=LENS_MODEL)
     res = run_neighbors(study, vlm=vlm, limit=s.lens_images or None)
     rates, _ = rates_study(study, source="truth", n_resamples=200, seed=s.seed)
     return {"n_images": int(res.n_images), "rates": rates.to_dict("records")}

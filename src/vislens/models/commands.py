@@ -17,7 +17,7 @@ def toy_train(
     variant: str = typer.Option(
         "qa",
         help="qa: the shipped `toy` (LM + connector on questions); mlp: LatentLens' recipe "
-        "(text-pretrained LM, frozen; connector on captions; experimental, see docs/toy.md).",
+        "(text-pretrained LM, frozen; connector on captions): the shipped `toy-mlp`.",
     ),
     seed: int = typer.Option(0, help="Seeds initialisation, data order and questions."),
     tower_steps: int = typer.Option(None, help="Stage 1 steps (vision tower, per-patch heads)."),

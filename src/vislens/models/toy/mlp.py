@@ -1,6 +1,6 @@
 """The ``toy-mlp`` recipe: the toy VLM trained the way LatentLens' models were
-(``vislens toy train --variant mlp``). Not shipped yet: measured so far, its connector
-stage stays at chance (docs/toy.md, "LatentLens on the toy").
+(``vislens toy train --variant mlp``; the shipped ``toy-mlp``, docs/toy.md "LatentLens on
+the toy").
 
 LatentLens studies VLMs whose connector alone was trained on captions, in front of a
 frozen, pretrained LLM. The QA toy (``train.py``) trains its LM from scratch together
@@ -10,8 +10,12 @@ LatentLens finds few words there. ``toy-mlp`` follows the paper's recipe instead
 1. **tower** — stage 1 of the QA toy (``tower.py``), the same per-patch heads.
 2. **text** — the Llama LM alone learns the world's language, text only: plain captions
    (``<s> {caption}</s>``) and each task of ``tasks.py`` asked about a scene that is
-   *written out* where the image will later be: ``<s> {question} {caption} answer:
-   {answer}</s>``. The LM thus learns to read a scene from text and answer about it.
+   *written* where the image will later be, one position per cell holding the sum of the
+   input embeddings of the cell's words (``red`` + ``circle``, or ``empty``):
+   ``<s> {question} <100 cells> answer: {answer}</s>``. The LM learns to read a scene laid
+   out like an image. (Writing the scene out as its caption instead — ten tokens per
+   object — left the connector stage at chance: a frozen LM that reads scenes by copying
+   caption words offers one image token per cell nothing to latch onto.)
 3. **connector** — LM, word embeddings and head frozen; only LLaVA's MLP connector trains,
    on captions alone: ``<s> describe the image. <image> answer: {caption}</s>``. The
    connector has to turn each cell into something the frozen LM reads as the words that
@@ -32,7 +36,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from vislens.data.synthetic import GridObject, caption_for
-from vislens.models.toy.build import ToyArch, build_toy_vlm
+from vislens.models.toy.build import GRID, N_IMAGE_TOKENS, ToyArch, build_toy_vlm
 from vislens.models.toy.config import TRAIN_WORLD_SEED, ToyTrainConfig
 from vislens.models.toy.tasks import caption_question, sample_qa
 from vislens.models.toy.tower import cosine_lr, tower_features, train_tower
@@ -43,6 +47,7 @@ from vislens.models.toy.train import (
     _save_atomic,
     calibrate_connector,
     lm_forward,
+    prompt_forward,
     question_and_answer,
     resume_path,
     save_toy,
@@ -76,23 +81,23 @@ class ToyMlpConfig:
     n_pool: int = 4000
     """Scenes whose frozen-tower features the connector stage trains on (their captions and
     questions also make the text stage's data)."""
-    text_steps: int = 3000
+    text_steps: int = 2000
     """Text stage optimiser steps (LM alone, text only)."""
     text_batch: int = 32
     text_lr: float = 2e-3
     text_task_weights: dict[str, float] = field(
         default_factory=lambda: {
             "plain": 0.2,
-            "presence": 0.15,
+            "caption": 0.4,
+            "presence": 0.1,
             "cell_color": 0.1,
             "cell_shape": 0.1,
-            "location": 0.1,
-            "count": 0.1,
-            "caption": 0.25,
+            "location": 0.05,
+            "count": 0.05,
         }
     )
     """Mix of the text stage: ``plain`` captions, and the tasks asked about a written scene."""
-    connector_steps: int = 3000
+    connector_steps: int = 1000
     """Connector stage optimiser steps (connector alone, captions only)."""
     connector_batch: int = 32
     connector_lr: float = 2e-3
@@ -118,26 +123,91 @@ class ToyMlpConfig:
         )
 
 
-def text_sequence(objects: list[GridObject], rng: np.random.Generator, kind: str) -> list[int]:
-    """Token ids of one text-stage sequence about a scene (``kind`` from the config's mix)."""
-    caption = caption_for(objects)
+def scene_words(objects: list[GridObject]) -> np.ndarray:
+    """``(100, 2)`` token ids naming each cell of a scene: its colour and shape words, or
+    ``empty`` and -1 for a cell with no object."""
+    out = np.full((N_IMAGE_TOKENS, 2), -1, dtype=np.int64)
+    out[:, 0] = VOCAB["empty"]
+    for o in objects:
+        out[o.r * GRID + o.c] = (VOCAB[o.color], VOCAB[o.shape])
+    return out
+
+
+def written_scene(model: LlavaForConditionalGeneration, words: torch.Tensor) -> torch.Tensor:
+    """The text stage's stand-in for image tokens: per cell, the sum of the input
+    embeddings of its words (``words`` from ``scene_words``, ``(b, 100, 2)``) ->
+    ``(b, 100, d)``."""
+    import torch
+
+    emb = model.model.language_model.embed_tokens.weight
+    has_shape = (words[..., 1] >= 0)[..., None]
+    shape = emb[words[..., 1].clamp(min=0)]
+    return emb[words[..., 0]] + torch.where(has_shape, shape, torch.zeros_like(shape))
+
+
+@dataclass(frozen=True)
+class TextItem:
+    """One text-stage sequence: a plain caption (``ids``), or a question about a written
+    scene (``example``, whose ``image`` indexes the scene pool)."""
+
+    kind: str
+    ids: list[int] | None = None
+    example: Example | None = None
+
+
+def text_item(
+    objects: list[list[GridObject]], i: int, rng: np.random.Generator, kind: str
+) -> TextItem:
+    """A text-stage sequence of ``kind`` about scene ``i``: ``plain`` is ``<s> {caption}
+    </s>``; any other kind is the toy prompt ``<s> {question} <image> answer: {answer}
+    </s>`` whose image tokens the scene written as words will fill."""
     if kind == "plain":
-        return [VOCAB[BOS], *_encode(caption), VOCAB[EOS]]
-    qa = caption_question(objects) if kind == "caption" else sample_qa(objects, rng, kind)
+        return TextItem(kind, ids=[VOCAB[BOS], *_encode(caption_for(objects[i])), VOCAB[EOS]])
+    qa = caption_question(objects[i]) if kind == "caption" else sample_qa(objects[i], rng, kind)
     before, after, target = question_and_answer(qa.question, qa.answer)
-    return [*before, *_encode(caption), *after, *target]
+    return TextItem(kind, example=Example(i, kind, before, after, target, None))
 
 
 def _text_batch(
     objects: list[list[GridObject]], rng: np.random.Generator, cfg: ToyMlpConfig
-) -> list[list[int]]:
+) -> list[TextItem]:
     kinds = list(cfg.text_task_weights)
     w = np.asarray([cfg.text_task_weights[k] for k in kinds], dtype=np.float64)
     out = []
     for _ in range(cfg.text_batch):
         kind = kinds[int(rng.choice(len(kinds), p=w / w.sum()))]
-        out.append(text_sequence(objects[int(rng.integers(len(objects)))], rng, kind))
+        out.append(text_item(objects, int(rng.integers(len(objects))), rng, kind))
     return out
+
+
+def text_forward(
+    model: LlavaForConditionalGeneration, items: list[TextItem], words: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Logits and labels (flattened over the positions with a loss) of a text-stage batch:
+    plain captions learn every token after ``<s>``, questions their answer, with the scene
+    ``words[example.image]`` written where the image goes."""
+    import torch
+
+    lm = model.model.language_model
+    logits, labels = [], []
+    plain = [it.ids for it in items if it.ids is not None]
+    if plain:
+        t = max(len(s) for s in plain)
+        ids = torch.full((len(plain), t), VOCAB[PAD], dtype=torch.long)
+        lab = torch.full((len(plain), t), -100, dtype=torch.long)
+        for j, s in enumerate(plain):
+            ids[j, : len(s)] = torch.tensor(s)
+            lab[j, : len(s) - 1] = torch.tensor(s[1:])
+        out = model.lm_head(lm(input_ids=ids).last_hidden_state)
+        logits.append(out[lab != -100])
+        labels.append(lab[lab != -100])
+    asked = [it.example for it in items if it.example is not None]
+    if asked:
+        scenes = written_scene(model, words[torch.tensor([e.image for e in asked])])
+        out, lab, _ = prompt_forward(model, scenes, asked, 0)
+        logits.append(out[lab != -100])
+        labels.append(lab[lab != -100])
+    return torch.cat(logits), torch.cat(labels)
 
 
 def _lm_params(model: LlavaForConditionalGeneration) -> list[torch.nn.Parameter]:
@@ -210,19 +280,12 @@ def train_text(
         first = int(resume["step"])
     lm = model.model.language_model
     lm.train()
+    words = torch.from_numpy(np.stack([scene_words(o) for o in objects]))
     t0, loss_v = time.time(), float("nan")
     for step in track(range(first, cfg.text_steps), "toy-mlp: text", total=cfg.text_steps - first):
         rng = np.random.default_rng([cfg.seed, 5, step])
-        seqs = _text_batch(objects, rng, cfg)
-        t = max(len(s) for s in seqs)
-        ids = torch.full((len(seqs), t), VOCAB[PAD], dtype=torch.long)
-        labels = torch.full((len(seqs), t), -100, dtype=torch.long)
-        for j, s in enumerate(seqs):
-            ids[j, : len(s)] = torch.tensor(s)
-            labels[j, : len(s) - 1] = torch.tensor(s[1:])
-        out = lm(input_ids=ids)
-        logits = model.lm_head(out.last_hidden_state)
-        mask = labels != -100
+        logits, labels = text_forward(model, _text_batch(objects, rng, cfg), words)
+        mask = torch.ones_like(labels, dtype=torch.bool)
         loss_v = _optimise(
             opt, params, logits, labels, mask, cosine_lr(step, cfg.text_steps, cfg.text_lr)
         )

@@ -2,9 +2,9 @@
 resolves the name ``toy`` through it without importing the toy package's loaders.
 
 ``toy`` is the QA toy: LM and connector trained together on questions (``train.py``).
-``TOY_VARIANTS`` maps each shipped toy's name to its directory; LatentLens' connector-only
-recipe (``mlp.py``, ``vislens toy train --variant mlp``) is not shipped: it has not yet
-given image tokens that LatentLens can read (docs/toy.md).
+``toy-mlp`` was trained LatentLens' way (``mlp.py``, ``vislens toy train --variant mlp``):
+a text-pretrained LM, frozen, and a connector trained on captions — the toy whose image
+tokens LatentLens reads (docs/toy.md). ``TOY_VARIANTS`` maps each name to its directory.
 """
 
 from __future__ import annotations
@@ -15,7 +15,9 @@ from vislens.errors import ModelError
 
 WEIGHTS_DIR = Path(__file__).parent / "weights"
 
-TOY_VARIANTS: dict[str, Path] = {"toy": WEIGHTS_DIR}
+MLP_WEIGHTS_DIR = Path(__file__).parent / "weights_mlp"
+
+TOY_VARIANTS: dict[str, Path] = {"toy": WEIGHTS_DIR, "toy-mlp": MLP_WEIGHTS_DIR}
 """Each shipped toy's name and directory (``vislens/<name>`` is accepted too)."""
 
 
@@ -43,6 +45,7 @@ def toy_model_dir(name: str = "toy") -> Path:
     if not (d / "config.json").is_file() or not (d / "model.safetensors").is_file():
         raise ModelError(
             f"the {variant} VLM's weights are missing from {d}; reinstall vislens or run "
-            "`vislens toy train --out DIR` and load DIR"
+            f"`vislens toy train{' --variant mlp' if variant == 'toy-mlp' else ''} --out DIR` "
+            "and load DIR"
         )
     return d

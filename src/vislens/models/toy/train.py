@@ -132,10 +132,22 @@ def lm_forward(
     sees. Returns logits ``(b, t, vocab)``, labels ``(b, t)`` (the token each position
     predicts; -100 where no loss) and the hidden state after ``hidden_layer`` LM blocks at
     the image tokens ``(b, 100, d)``."""
+    return prompt_forward(
+        model, model.model.multi_modal_projector(feats_bnd), examples, hidden_layer
+    )
+
+
+def prompt_forward(
+    model: LlavaForConditionalGeneration,
+    img: torch.Tensor,
+    examples: list[Example],
+    hidden_layer: int,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``lm_forward`` with the image tokens ``img`` ``(b, 100, d)`` given directly (the
+    connector's output, or a scene written as word embeddings)."""
     import torch
 
     embed = model.model.language_model.embed_tokens
-    img = model.model.multi_modal_projector(feats_bnd)
     t = max(e.length for e in examples)
     d = img.shape[-1]
     x = img.new_zeros((len(examples), t, d))
