@@ -97,6 +97,12 @@ def test_cli_ask_and_eval(tmp_path: Path) -> None:
     res = CliRunner().invoke(app, ["toy", "eval", "--n", "10", "--json", str(tmp_path / "r.json")])
     assert res.exit_code == 0, res.output
     assert "presence" in res.output and (tmp_path / "r.json").is_file()
+    assert "goal >= 95%" in res.output
+    # toy-mlp is a LatentLens testbed: it is not held to the QA toy's goals, and is also
+    # asked for captions.
+    res = CliRunner().invoke(app, ["toy", "eval", "--model", "toy-mlp", "--n", "4"])
+    assert res.exit_code == 0, res.output
+    assert "caption" in res.output and "goal" not in res.output
     res = CliRunner().invoke(
         app, ["ask", "toy", "--image", str(tmp_path / "missing.png"), "--prompt", "x"]
     )
