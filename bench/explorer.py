@@ -86,6 +86,16 @@ def _lasso(page: Any, sel: str) -> None:
         page.mouse.move(*_px(page, sel, *pt), steps=4)
 
 
+def ring_count(coords: np.ndarray) -> int:
+    """How many points lie inside RING in data coordinates. The renderers' own counts
+    differ from this (and from each other) by the points within a pixel of the ring's
+    edge: the lasso is drawn with the mouse, in whole pixels of axes whose scales differ
+    from page to page."""
+    from matplotlib.path import Path as Polygon
+
+    return int(Polygon(RING, closed=True).contains_points(coords[:, :2]).sum())
+
+
 def _two_frames(page: Any) -> None:
     page.evaluate("() => new Promise(r => requestAnimationFrame(() => requestAnimationFrame(r)))")
 
@@ -215,6 +225,8 @@ def one_size(browser: Any, n: int, only: set[str], repeat: int) -> list[dict[str
         cache, images = write_seed003_cache(root, n, n_images=48)
         coords = np.load(cache / "vis_umap_coords.npy")
         meta = pd.read_csv(cache / "metadata.csv")
+        rows.append({"renderer": "ring (exact)", "n": n,
+                     "note": f"{ring_count(coords):,} points inside the lasso's ring"})  # fmt: skip
 
         def row(name: str, run: Callable[[], dict[str, Any]] | str) -> None:
             if name not in only:
