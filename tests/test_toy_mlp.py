@@ -38,8 +38,11 @@ TINY = ToyMlpConfig(
     text_batch=4,
     connector_steps=3,
     connector_batch=4,
+    teacher_steps=2,
+    slot_layer=1,
     arch=SMALL,
 )
+TEACHER = replace(TINY, slots="teacher")
 
 
 @pytest.mark.parametrize("kind", list(ToyMlpConfig().text_task_weights))
@@ -172,6 +175,95 @@ def test_a_stopped_run_resumes_to_the_same_weights(
     monkeypatch.setattr(mlp, "lm_forward", real)
     with pytest.raises(InputError, match="another configuration"):
         train_toy_mlp(tmp_path / "other", replace(cfg, connector_lr=0.5))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("stop_at", [2, 5])  # in the teacher stage, in the text stage
+def test_a_run_stopped_before_the_connector_resumes_to_the_same_weights(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, stop_at: int
+) -> None:
+    from transformers import LlavaForConditionalGeneration
+
+    cfg = replace(TEACHER, teacher_steps=4, text_steps=4, connector_steps=2)
+    monkeypatch.setattr(mlp, "CHECKPOINT_EVERY", 2)
+    train_toy_mlp(tmp_path / "whole", cfg)
+    real = mlp.text_forward  # once per teacher step (calls 0-3), then per text step (4-7)
+    calls = {"n": 0}
+
+    def stop(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == stop_at + 2:  # one step after the checkpoint before it
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(mlp, "text_forward", stop)
+    with pytest.raises(KeyboardInterrupt):
+        train_toy_mlp(tmp_path / "stopped", cfg)
+    monkeypatch.setattr(mlp, "text_forward", real)
+    monkeypatch.setattr(mlp, "train_tower", lambda *a, **k: pytest.fail("stage 1 re-ran"))
+    if stop_at >= 4:  # the teacher is kept in the checkpoint, not trained again
+        monkeypatch.setattr(mlp, "train_teacher", lambda *a, **k: pytest.fail("teacher re-ran"))
+    train_toy_mlp(tmp_path / "stopped", cfg)
+    a = LlavaForConditionalGeneration.from_pretrained(tmp_path / "whole").state_dict()
+    b = LlavaForConditionalGeneration.from_pretrained(tmp_path / "stopped").state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+@pytest.mark.slow
+def test_the_teacher_recipe_is_deterministic_and_its_teacher_stays_frozen(tmp_path: Path) -> None:
+    from transformers import LlavaForConditionalGeneration
+
+    train_toy_mlp(tmp_path / "a", TEACHER, checkpoints=False)
+    train_toy_mlp(tmp_path / "b", TEACHER, checkpoints=False)
+    a = LlavaForConditionalGeneration.from_pretrained(tmp_path / "a").state_dict()
+    b = LlavaForConditionalGeneration.from_pretrained(tmp_path / "b").state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    train_toy_mlp(tmp_path / "s", TINY, checkpoints=False)
+    sums = LlavaForConditionalGeneration.from_pretrained(tmp_path / "s").state_dict()
+    assert any(not torch.equal(a[k], sums[k]) for k in a), "the two recipes differ"
+    # The stages by hand: the teacher is a copy the text stage does not move.
+    model = build_toy_vlm(SMALL, seed=0)
+    _, objects = mlp.tower_features(model, TEACHER.world_seed, TEACHER.n_pool)
+    mlp.train_teacher(model, objects, TEACHER)
+    teacher = mlp.frozen_teacher(model, model.model.language_model.state_dict())
+    frozen = {k: v.clone() for k, v in teacher.state_dict().items()}
+    scenes = mlp.teacher_scenes(teacher, objects, TEACHER.slot_layer)
+    mlp.train_text(model, objects, TEACHER, scenes=scenes)
+    lm_state = model.model.language_model.state_dict()
+    assert all(torch.equal(teacher.state_dict()[k], frozen[k]) for k in frozen)
+    assert any(not torch.equal(frozen[k], lm_state[k]) for k in lm_state)
+
+
+def test_teacher_scenes_are_the_captions_states_of_each_cells_words() -> None:
+    model = build_toy_vlm(SMALL, seed=0).eval()
+    lm = model.model.language_model
+    scenes = [sample_scene(WorldSpec(), 5, i)[1] for i in range(3)]
+    got = mlp.teacher_scenes(lm, scenes, 1, batch=2)  # two batches, right padding in one
+    with torch.no_grad():
+        empty = lm(
+            input_ids=torch.tensor([[VOCAB[t] for t in (BOS, "an", "empty", "cell")]]),
+            output_hidden_states=True,
+        ).hidden_states[1][0, 2]
+        for b, objects in enumerate(scenes):
+            ids = [VOCAB[BOS], *_encode(caption_for(objects))]
+            hs = lm(input_ids=torch.tensor([ids]), output_hidden_states=True).hidden_states[1][0]
+            want = empty.expand(100, -1).clone()
+            for o in objects:
+                p = next(
+                    p for p in range(len(ids) - 1)
+                    if ids[p] == VOCAB[o.color] and ids[p + 1] == VOCAB[o.shape]
+                    and ids[p + 4] == VOCAB[str(o.r)] and ids[p + 7] == VOCAB[str(o.c)]
+                )  # fmt: skip
+                want[o.r * 10 + o.c] = hs[p] + hs[p + 1]
+            torch.testing.assert_close(got[b], want, rtol=1e-5, atol=1e-5)
+
+
+def test_config_refuses_a_slot_layer_the_lm_lacks() -> None:
+    with pytest.raises(InputError, match="slot_layer=2"):
+        replace(TEACHER, slot_layer=2)
+    with pytest.raises(InputError, match="slots="):
+        replace(TINY, slots="gist")
+    assert replace(TINY, slot_layer=9).slots == "sum"  # the layer matters to the teacher only
 
 
 def test_cli_refuses_options_of_the_other_variant(tmp_path: Path) -> None:

@@ -13,13 +13,20 @@ LatentLens finds few words there. ``toy-mlp`` follows the paper's recipe instead
    *written* where the image will later be, one position per cell holding the sum of the
    input embeddings of the cell's words (``red`` + ``circle``, or ``empty``):
    ``<s> {question} <100 cells> answer: {answer}</s>``. The LM learns to read a scene laid
-   out like an image. (Writing the scene out as its caption instead — ten tokens per
-   object — left the connector stage at chance: a frozen LM that reads scenes by copying
-   caption words offers one image token per cell nothing to latch onto.)
+   out like an image.
 3. **connector** — LM, word embeddings and head frozen; only LLaVA's MLP connector trains,
    on captions alone: ``<s> describe the image. <image> answer: {caption}</s>``. The
    connector has to turn each cell into something the frozen LM reads as the words that
    describe it.
+
+``slots="teacher"`` writes each cell in the form caption words take inside the LM
+instead — LatentLens' picture of what image tokens become: a **teacher** stage first
+trains the LM on plain captions alone (``train_teacher``), a frozen copy of it is kept,
+and each cell is the sum of that copy's layer-``slot_layer`` states of the cell's colour
+and shape words where the scene's caption names them (``teacher_scenes``). Writing the
+scene out as its caption — ten tokens per object — left the connector stage at chance: a
+frozen LM that reads scenes by copying caption words offers one image token per cell
+nothing to latch onto.
 
 Everything is seeded: the same ``ToyMlpConfig`` on the same torch build gives the same
 weights. A killed run resumes from the last finished stage or checkpoint.
@@ -35,7 +42,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from vislens.data.synthetic import GridObject, caption_for
+from vislens.data.synthetic import COLORS, GridObject, caption_for
 from vislens.models.toy.build import GRID, N_IMAGE_TOKENS, ToyArch, build_toy_vlm
 from vislens.models.toy.config import TRAIN_WORLD_SEED, ToyTrainConfig
 from vislens.models.toy.tasks import caption_question, sample_qa
@@ -81,6 +88,18 @@ class ToyMlpConfig:
     n_pool: int = 4000
     """Scenes whose frozen-tower features the connector stage trains on (their captions and
     questions also make the text stage's data)."""
+    slots: str = "sum"
+    """How the text stage writes a scene where the image goes, one position per cell:
+    ``sum`` — the sum of the cell's words' input embeddings (the shipped recipe; its image
+    tokens point at the word embeddings); ``teacher`` — the sum of the layer-``slot_layer``
+    states that a frozen copy of the LM, trained on plain captions first
+    (``teacher_steps``), gives the cell's colour and shape words where the scene's caption
+    names them (docs/toy.md: with an 8-block LM, 3,000 text and 2,000 connector steps, one
+    run put LatentLens above EmbeddingLens and one did not)."""
+    teacher_steps: int = 800
+    """Steps of plain captions before the teacher is copied (``slots="teacher"``)."""
+    slot_layer: int = 4
+    """The teacher's block whose output writes the scene (1-based; ``slots="teacher"``)."""
     text_steps: int = 2000
     """Text stage optimiser steps (LM alone, text only)."""
     text_batch: int = 32
@@ -104,6 +123,17 @@ class ToyMlpConfig:
     n_threads: int = 1
     """torch CPU threads (the shipped weights were trained with 1)."""
     arch: ToyArch = field(default_factory=ToyArch)
+
+    def __post_init__(self) -> None:
+        from vislens.errors import InputError
+
+        if self.slots not in ("teacher", "sum"):
+            raise InputError(f"toy-mlp: slots={self.slots!r}; choose 'teacher' or 'sum'")
+        if self.slots == "teacher" and not 1 <= self.slot_layer <= self.arch.text_layers:
+            raise InputError(
+                f"toy-mlp: slot_layer={self.slot_layer} is not a block of the "
+                f"{self.arch.text_layers}-block LM; choose 1..{self.arch.text_layers}"
+            )
 
     def to_json(self) -> dict[str, object]:
         return asdict(self)
@@ -145,6 +175,42 @@ def written_scene(model: LlavaForConditionalGeneration, words: torch.Tensor) -> 
     return emb[words[..., 0]] + torch.where(has_shape, shape, torch.zeros_like(shape))
 
 
+def teacher_scenes(
+    lm: torch.nn.Module, objects: list[list[GridObject]], layer: int, batch: int = 256
+) -> torch.Tensor:
+    """The ``teacher`` text stage's stand-in for image tokens, ``(n, 100, d)``: per cell of
+    each scene, the sum of the layer-``layer`` states that ``lm`` gives the cell's colour
+    and shape words where the scene's caption (``<s> {caption}``) names them; an empty cell
+    holds the state of ``empty`` in ``<s> an empty cell``."""
+    import torch
+
+    caps = [[VOCAB[BOS], *_encode(caption_for(o))] for o in objects]
+    with torch.no_grad():
+        empty_ids = torch.tensor([[VOCAB[BOS], VOCAB["an"], VOCAB["empty"], VOCAB["cell"]]])
+        empty = lm(input_ids=empty_ids, output_hidden_states=True).hidden_states[layer][0, 2]
+        out = empty.expand(len(objects), N_IMAGE_TOKENS, -1).clone()
+        for b0 in range(0, len(objects), batch):
+            chunk = caps[b0 : b0 + batch]
+            ids = torch.full((len(chunk), max(map(len, chunk))), VOCAB[PAD], dtype=torch.long)
+            for j, c in enumerate(chunk):
+                ids[j, : len(c)] = torch.tensor(c)
+            # Causal attention: the padding on the right changes nothing before it.
+            hs = lm(input_ids=ids, output_hidden_states=True).hidden_states[layer]
+            for j, c in enumerate(chunk):
+                objs = objects[b0 + j]
+                at = [p for p, t in enumerate(c) if t in _COLOR_IDS]
+                if len(at) != len(objs):
+                    raise AssertionError("caption and objects disagree")  # pragma: no cover
+                for o, p in zip(objs, at, strict=True):
+                    if (c[p], c[p + 1]) != (VOCAB[o.color], VOCAB[o.shape]):
+                        raise AssertionError("caption and objects disagree")  # pragma: no cover
+                    out[b0 + j, o.r * GRID + o.c] = hs[j, p] + hs[j, p + 1]
+    return out
+
+
+_COLOR_IDS = frozenset(VOCAB[c] for c in COLORS)
+
+
 @dataclass(frozen=True)
 class TextItem:
     """One text-stage sequence: a plain caption (``ids``), or a question about a written
@@ -181,11 +247,15 @@ def _text_batch(
 
 
 def text_forward(
-    model: LlavaForConditionalGeneration, items: list[TextItem], words: torch.Tensor
+    model: LlavaForConditionalGeneration,
+    items: list[TextItem],
+    words: torch.Tensor,
+    scenes: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Logits and labels (flattened over the positions with a loss) of a text-stage batch:
     plain captions learn every token after ``<s>``, questions their answer, with the scene
-    ``words[example.image]`` written where the image goes."""
+    written where the image goes: ``scenes[example.image]`` when given (``teacher_scenes``),
+    else the words ``words[example.image]`` as ``written_scene``."""
     import torch
 
     lm = model.model.language_model
@@ -203,8 +273,9 @@ def text_forward(
         labels.append(lab[lab != -100])
     asked = [it.example for it in items if it.example is not None]
     if asked:
-        scenes = written_scene(model, words[torch.tensor([e.image for e in asked])])
-        out, lab, _ = prompt_forward(model, scenes, asked, 0)
+        which = torch.tensor([e.image for e in asked])
+        written = written_scene(model, words[which]) if scenes is None else scenes[which]
+        out, lab, _ = prompt_forward(model, written, asked, 0)
         logits.append(out[lab != -100])
         labels.append(lab[lab != -100])
     return torch.cat(logits), torch.cat(labels)
@@ -257,7 +328,7 @@ def _optimise(
     return float(loss.detach())
 
 
-def train_text(
+def train_teacher(
     model: LlavaForConditionalGeneration,
     objects: list[list[GridObject]],
     cfg: ToyMlpConfig,
@@ -266,7 +337,69 @@ def train_text(
     resume: dict[str, Any] | None = None,
     keep: dict[str, Any] | None = None,
 ) -> dict[str, float]:
-    """Stage 2: the LM alone, next-token loss on every text token after ``<s>``."""
+    """Stage 2a (``slots="teacher"``): the LM alone on plain captions, before a copy of it
+    is frozen to write the text stage's scenes."""
+    import torch
+
+    from vislens.progress import track
+
+    torch.manual_seed(cfg.seed + 4)
+    params = _lm_params(model)
+    opt = torch.optim.AdamW(params, lr=cfg.text_lr, weight_decay=0.01)
+    first = 0
+    if resume is not None and resume["stage"] == "teacher":
+        opt.load_state_dict(resume["opt"])
+        first = int(resume["step"])
+    lm = model.model.language_model
+    lm.train()
+    words = torch.zeros((0, N_IMAGE_TOKENS, 2), dtype=torch.long)
+    t0, loss_v = time.time(), float("nan")
+    steps = range(first, cfg.teacher_steps)
+    for step in track(steps, "toy-mlp: teacher", total=cfg.teacher_steps - first):
+        rng = np.random.default_rng([cfg.seed, 9, step])
+        items = [
+            text_item(objects, int(rng.integers(len(objects))), rng, "plain")
+            for _ in range(cfg.text_batch)
+        ]
+        logits, labels = text_forward(model, items, words)
+        mask = torch.ones_like(labels, dtype=torch.bool)
+        loss_v = _optimise(
+            opt, params, logits, labels, mask, cosine_lr(step, cfg.teacher_steps, cfg.text_lr)
+        )
+        if step % 100 == 0 or step == cfg.teacher_steps - 1:
+            log.info("teacher step %d loss %.4f %.0fs", step, loss_v, time.time() - t0)
+        if (step + 1) % CHECKPOINT_EVERY == 0 and step + 1 < cfg.teacher_steps:
+            _checkpoint(model, out_dir, cfg, "teacher", step + 1, opt, keep or {})
+    lm.eval()
+    return {"teacher_final_loss": loss_v}
+
+
+def frozen_teacher(
+    model: LlavaForConditionalGeneration, state: dict[str, torch.Tensor]
+) -> torch.nn.Module:
+    """A frozen copy of ``model``'s LM holding ``state`` (the LM after ``train_teacher``)."""
+    import copy
+
+    lm = copy.deepcopy(model.model.language_model)
+    lm.load_state_dict(state)
+    lm.eval()
+    for p in lm.parameters():
+        p.requires_grad_(False)
+    return lm
+
+
+def train_text(
+    model: LlavaForConditionalGeneration,
+    objects: list[list[GridObject]],
+    cfg: ToyMlpConfig,
+    out_dir: Path | None = None,
+    *,
+    resume: dict[str, Any] | None = None,
+    keep: dict[str, Any] | None = None,
+    scenes: torch.Tensor | None = None,
+) -> dict[str, float]:
+    """Stage 2: the LM alone, next-token loss on every text token after ``<s>``; questions
+    see ``scenes`` (``teacher_scenes``) or, without them, the words' embedding sums."""
     import torch
 
     from vislens.progress import track
@@ -284,7 +417,7 @@ def train_text(
     t0, loss_v = time.time(), float("nan")
     for step in track(range(first, cfg.text_steps), "toy-mlp: text", total=cfg.text_steps - first):
         rng = np.random.default_rng([cfg.seed, 5, step])
-        logits, labels = text_forward(model, _text_batch(objects, rng, cfg), words)
+        logits, labels = text_forward(model, _text_batch(objects, rng, cfg), words, scenes)
         mask = torch.ones_like(labels, dtype=torch.bool)
         loss_v = _optimise(
             opt, params, logits, labels, mask, cosine_lr(step, cfg.text_steps, cfg.text_lr)
@@ -375,9 +508,23 @@ def train_toy_mlp(
         metrics = dict(resume["metrics"])
     feats, objects = tower_features(model, cfg.world_seed, cfg.n_pool)
     stage = None if resume is None else resume["stage"]
+    keep: dict[str, Any] = {"metrics": metrics}
+    if cfg.slots == "teacher" and stage in (None, "teacher"):
+        metrics |= train_teacher(model, objects, cfg, ckpt, resume=resume, keep=keep)
+        keep["teacher"] = {k: v.clone() for k, v in model.model.language_model.state_dict().items()}
+        stage, resume = None, None
+    elif resume is not None and "teacher" in resume:
+        keep["teacher"] = resume["teacher"]
     if stage in (None, "text"):
-        metrics |= train_text(model, objects, cfg, ckpt, resume=resume, keep={"metrics": metrics})
-        calibrate_connector(model, feats[:256])
+        scenes = None
+        if cfg.slots == "teacher":
+            teacher = frozen_teacher(model, keep["teacher"])
+            scenes = teacher_scenes(teacher, objects, cfg.slot_layer)
+            del teacher
+        metrics |= train_text(model, objects, cfg, ckpt, resume=resume, keep=keep, scenes=scenes)
+        # Image tokens start at the scale of what the LM learned to read there.
+        rms = 1.0 if scenes is None else float(scenes[:256].pow(2).mean().sqrt())
+        calibrate_connector(model, feats[:256], rms)
         _checkpoint(model, ckpt, cfg, "connector", 0, None, {"metrics": metrics})
         resume = None
     metrics |= train_connector(

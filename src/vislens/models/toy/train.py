@@ -170,14 +170,16 @@ def prompt_forward(
     return model.lm_head(out.last_hidden_state), labels, hidden
 
 
-def calibrate_connector(model: LlavaForConditionalGeneration, feats_bnd: torch.Tensor) -> None:
-    """Scale the connector's output layer so image tokens enter the LM at unit RMS, the
-    scale of the word embeddings."""
+def calibrate_connector(
+    model: LlavaForConditionalGeneration, feats_bnd: torch.Tensor, target_rms: float = 1.0
+) -> None:
+    """Scale the connector's output layer so image tokens enter the LM at ``target_rms``
+    (by default unit RMS, the scale of the word embeddings)."""
     import torch
 
     proj = model.model.multi_modal_projector
     with torch.no_grad():
-        rms = proj(feats_bnd.float()).pow(2).mean().sqrt()
+        rms = proj(feats_bnd.float()).pow(2).mean().sqrt() / target_rms
         proj.linear_2.weight.div_(rms)
         proj.linear_2.bias.div_(rms)
 
