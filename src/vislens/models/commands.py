@@ -26,6 +26,16 @@ def toy_train(
     connector_steps: int = typer.Option(
         None, help="mlp: connector stage steps (connector alone, captions)."
     ),
+    slots: str = typer.Option(
+        None,
+        help="mlp: how the text stage writes a scene — 'sum' (word-embedding sums, the "
+        "shipped recipe) or 'teacher' (a frozen caption-trained copy's contextual states).",
+    ),
+    teacher_steps: int = typer.Option(None, help="mlp, --slots teacher: teacher stage steps."),
+    slot_layer: int = typer.Option(
+        None, help="mlp, --slots teacher: the teacher's block that writes the scene."
+    ),
+    text_layers: int = typer.Option(None, help="mlp: blocks of the LM."),
     n_pool: int = typer.Option(None, help="Scenes the later stages train on."),
     threads: int = typer.Option(None, help="torch CPU threads."),
 ) -> None:
@@ -41,8 +51,12 @@ def toy_train(
     if variant == "qa":
         from vislens.models.toy.train import ToyTrainConfig, train_toy_vlm
 
-        if text_steps is not None or connector_steps is not None:
-            raise InputError("--text-steps/--connector-steps belong to --variant mlp")
+        mlp_only = (text_steps, connector_steps, slots, teacher_steps, slot_layer, text_layers)
+        if any(v is not None for v in mlp_only):
+            raise InputError(
+                "--text-steps/--connector-steps/--slots/--teacher-steps/--slot-layer/"
+                "--text-layers belong to --variant mlp"
+            )
         given["lm_steps"] = lm_steps
         cfg = replace(
             ToyTrainConfig(seed=seed), **{k: v for k, v in given.items() if v is not None}
@@ -56,6 +70,9 @@ def toy_train(
                 "--lm-steps belongs to --variant qa; use --text-steps/--connector-steps"
             )
         given |= {"text_steps": text_steps, "connector_steps": connector_steps}
+        given |= {"slots": slots, "teacher_steps": teacher_steps, "slot_layer": slot_layer}
+        if text_layers is not None:
+            given["arch"] = replace(ToyMlpConfig().arch, text_layers=text_layers)
         cfg = replace(ToyMlpConfig(seed=seed), **{k: v for k, v in given.items() if v is not None})
         metrics = train_toy_mlp(out, cfg)
     else:
