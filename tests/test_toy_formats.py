@@ -46,7 +46,7 @@ def test_mlp_train_json_fields_match_the_doc(tmp_path: Path) -> None:
     arch = ToyArch(
         vision_hidden=16, vision_layers=1, vision_intermediate=32, text_hidden=16, text_layers=1
     )
-    cfg = ToyMlpConfig(arch=arch)
+    cfg = ToyMlpConfig(arch=arch, slot_layer=1)
     metrics = dict.fromkeys(
         ["tower_occupied_cell_acc", "text_final_loss", "connector_final_loss", "train_caption_acc"],
         0.0,

@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 
 from vislens.data.synthetic import WorldSpec, caption_for, sample_scene
 from vislens.errors import InputError
-from vislens.models.toy import mlp
+from vislens.models.toy import mlp, teacher, toy_model_dir
 from vislens.models.toy.build import ToyArch, build_toy_vlm
 from vislens.models.toy.mlp import (
     ToyMlpConfig,
@@ -31,6 +31,9 @@ SMALL = ToyArch(
     vision_hidden=16, vision_layers=1, text_hidden=16, text_layers=1, text_intermediate=32
 )
 TINY = ToyMlpConfig(
+    tower="train",
+    slots="sum",
+    n_threads=1,
     tower_steps=2,
     tower_batch=4,
     n_pool=8,
@@ -178,32 +181,36 @@ def test_a_stopped_run_resumes_to_the_same_weights(
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("stop_at", [2, 5])  # in the teacher stage, in the text stage
-def test_a_run_stopped_before_the_connector_resumes_to_the_same_weights(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, stop_at: int
+@pytest.mark.parametrize(
+    ("stop_at", "left"),
+    # assemble runs once per step: teacher steps are calls 1-4, text 5-8, connector 9-12;
+    # checkpoints every 2 steps, so a run stopped at call K redoes the steps after the last.
+    [(4, 10), (7, 6), (11, 2)],
+)
+def test_a_teacher_run_stopped_anywhere_resumes_to_the_same_weights(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, stop_at: int, left: int
 ) -> None:
     from transformers import LlavaForConditionalGeneration
 
-    cfg = replace(TEACHER, teacher_steps=4, text_steps=4, connector_steps=2)
+    cfg = replace(TEACHER, teacher_steps=4, text_steps=4, connector_steps=4)
     monkeypatch.setattr(mlp, "CHECKPOINT_EVERY", 2)
     train_toy_mlp(tmp_path / "whole", cfg)
-    real = mlp.text_forward  # once per teacher step (calls 0-3), then per text step (4-7)
+    real = teacher.assemble
     calls = {"n": 0}
 
-    def stop(*args, **kwargs):
+    def counted(*args, **kwargs):
         calls["n"] += 1
-        if calls["n"] == stop_at + 2:  # one step after the checkpoint before it
+        if calls["n"] == stop_at:
             raise KeyboardInterrupt
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(mlp, "text_forward", stop)
+    monkeypatch.setattr(teacher, "assemble", counted)
     with pytest.raises(KeyboardInterrupt):
         train_toy_mlp(tmp_path / "stopped", cfg)
-    monkeypatch.setattr(mlp, "text_forward", real)
+    calls["n"] = -100  # no stop this time
     monkeypatch.setattr(mlp, "train_tower", lambda *a, **k: pytest.fail("stage 1 re-ran"))
-    if stop_at >= 4:  # the teacher is kept in the checkpoint, not trained again
-        monkeypatch.setattr(mlp, "train_teacher", lambda *a, **k: pytest.fail("teacher re-ran"))
     train_toy_mlp(tmp_path / "stopped", cfg)
+    assert calls["n"] + 100 == left, "only the steps after the last checkpoint run again"
     a = LlavaForConditionalGeneration.from_pretrained(tmp_path / "whole").state_dict()
     b = LlavaForConditionalGeneration.from_pretrained(tmp_path / "stopped").state_dict()
     assert all(torch.equal(a[k], b[k]) for k in a)
@@ -221,41 +228,107 @@ def test_the_teacher_recipe_is_deterministic_and_its_teacher_stays_frozen(tmp_pa
     train_toy_mlp(tmp_path / "s", TINY, checkpoints=False)
     sums = LlavaForConditionalGeneration.from_pretrained(tmp_path / "s").state_dict()
     assert any(not torch.equal(a[k], sums[k]) for k in a), "the two recipes differ"
-    # The stages by hand: the teacher is a copy the text stage does not move.
+    # The stages by hand: the teacher is a copy the text stage does not move, and the
+    # connector stage moves the connector alone.
     model = build_toy_vlm(SMALL, seed=0)
-    _, objects = mlp.tower_features(model, TEACHER.world_seed, TEACHER.n_pool)
-    mlp.train_teacher(model, objects, TEACHER)
-    teacher = mlp.frozen_teacher(model, model.model.language_model.state_dict())
-    frozen = {k: v.clone() for k, v in teacher.state_dict().items()}
-    scenes = mlp.teacher_scenes(teacher, objects, TEACHER.slot_layer)
-    mlp.train_text(model, objects, TEACHER, scenes=scenes)
-    lm_state = model.model.language_model.state_dict()
-    assert all(torch.equal(teacher.state_dict()[k], frozen[k]) for k in frozen)
-    assert any(not torch.equal(frozen[k], lm_state[k]) for k in lm_state)
+    feats, objects = mlp.tower_features(model, TEACHER.world_seed, TEACHER.n_pool)
+    teacher.run_stage(model, objects, TEACHER, "teacher", None)
+    lm = model.model.language_model
+    frozen_lm = teacher.frozen_teacher(model, lm.state_dict())
+    frozen = {k: v.clone() for k, v in frozen_lm.state_dict().items()}
+    scenes = teacher.TeacherScenes(frozen_lm, objects, TEACHER.slot_layer)
+    teacher.run_stage(model, objects, TEACHER, "text", scenes)
+    assert all(torch.equal(frozen_lm.state_dict()[k], frozen[k]) for k in frozen)
+    assert any(not torch.equal(frozen[k], v) for k, v in lm.state_dict().items())
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    teacher.run_stage(model, objects, TEACHER, "connector", teacher.connector_slots(model, feats))
+    moved = {k for k, v in model.state_dict().items() if not torch.equal(before[k], v)}
+    assert moved and all(k.startswith("model.multi_modal_projector.") for k in moved), moved
+
+
+def _caption_states(lm: torch.nn.Module, objects: list, layer: int) -> torch.Tensor:
+    """Reference: one caption at a time, each cell's words found by their row and column."""
+    with torch.no_grad():
+        empty = lm(
+            input_ids=torch.tensor([[VOCAB[t] for t in (BOS, "an", "empty", "cell")]]),
+            output_hidden_states=True,
+        ).hidden_states[layer][0, 2]
+        ids = [VOCAB[BOS], *_encode(caption_for(objects))]
+        hs = lm(input_ids=torch.tensor([ids]), output_hidden_states=True).hidden_states[layer][0]
+    want = empty.expand(100, -1).clone()
+    for o in objects:
+        p = next(
+            p for p in range(len(ids) - 1)
+            if ids[p] == VOCAB[o.color] and ids[p + 1] == VOCAB[o.shape]
+            and ids[p + 4] == VOCAB[str(o.r)] and ids[p + 7] == VOCAB[str(o.c)]
+        )  # fmt: skip
+        want[o.r * 10 + o.c] = hs[p] + hs[p + 1]
+    return want
 
 
 def test_teacher_scenes_are_the_captions_states_of_each_cells_words() -> None:
     model = build_toy_vlm(SMALL, seed=0).eval()
     lm = model.model.language_model
     scenes = [sample_scene(WorldSpec(), 5, i)[1] for i in range(3)]
-    got = mlp.teacher_scenes(lm, scenes, 1, batch=2)  # two batches, right padding in one
+    write = teacher.TeacherScenes(lm, scenes, 1)
+    got = torch.cat([write([2, 0]), write([1])])  # one batch right-padded, one alone
+    for b, i in enumerate([2, 0, 1]):
+        torch.testing.assert_close(got[b], _caption_states(lm, scenes[i], 1), rtol=1e-5, atol=1e-5)
+
+
+def test_assemble_is_each_sequence_laid_out_on_its_own() -> None:
+    model = build_toy_vlm(SMALL, seed=0).eval()
+    objects = [sample_scene(WorldSpec(), 5, i)[1] for i in range(3)]
+    write = teacher.TeacherScenes(model.model.language_model, objects, 1)
+    rng = np.random.default_rng(1)
+    items = [text_item(objects, 0, rng, "caption"), text_item(objects, 2, rng, "plain")]
+    items.append(text_item(objects, 1, rng, "presence"))
+    lm, emb = model.model.language_model, model.model.language_model.embed_tokens
     with torch.no_grad():
-        empty = lm(
-            input_ids=torch.tensor([[VOCAB[t] for t in (BOS, "an", "empty", "cell")]]),
-            output_hidden_states=True,
-        ).hidden_states[1][0, 2]
-        for b, objects in enumerate(scenes):
-            ids = [VOCAB[BOS], *_encode(caption_for(objects))]
-            hs = lm(input_ids=torch.tensor([ids]), output_hidden_states=True).hidden_states[1][0]
-            want = empty.expand(100, -1).clone()
-            for o in objects:
-                p = next(
-                    p for p in range(len(ids) - 1)
-                    if ids[p] == VOCAB[o.color] and ids[p + 1] == VOCAB[o.shape]
-                    and ids[p + 4] == VOCAB[str(o.r)] and ids[p + 7] == VOCAB[str(o.c)]
-                )  # fmt: skip
-                want[o.r * 10 + o.c] = hs[p] + hs[p + 1]
-            torch.testing.assert_close(got[b], want, rtol=1e-5, atol=1e-5)
+        x, labels = teacher.assemble(model, items, write)
+        logits = model.lm_head(lm(inputs_embeds=x).last_hidden_state)
+        for j, it in enumerate(items):
+            if it.ids is not None:
+                seq, ids, first = emb(torch.tensor(it.ids)), it.ids[1:], 0
+            else:
+                ex = it.example
+                seq = torch.cat(
+                    [
+                        emb(torch.tensor(ex.before)),
+                        _caption_states(lm, objects[ex.image], 1),
+                        emb(torch.tensor(ex.after + ex.target)),
+                    ]
+                )
+                ids, first = ex.target, len(ex.before) + 100 + len(ex.after) - 1
+            n = len(seq)
+            torch.testing.assert_close(x[j, :n], seq, rtol=1e-5, atol=1e-5)
+            assert not x[j, n:].any(), "right padding is zeros"
+            assert labels[j, first : first + len(ids)].tolist() == ids
+            assert (labels[j] != -100).sum() == len(ids)
+            want = model.lm_head(lm(inputs_embeds=seq[None]).last_hidden_state)[0]
+            torch.testing.assert_close(logits[j, :n], want, rtol=1e-4, atol=1e-4)
+
+
+def test_tower_toy_needs_the_shipped_towers_sizes() -> None:
+    with pytest.raises(InputError, match="tower="):
+        replace(TINY, tower="mine")
+    with pytest.raises(InputError, match="vision_"):
+        mlp._tower_stage(build_toy_vlm(SMALL, seed=0), replace(TINY, tower="toy"))
+    model = build_toy_vlm(replace(SMALL, vision_hidden=96, vision_layers=2), seed=0)
+    assert mlp._tower_stage(model, replace(TINY, tower="toy")) == {}
+    from transformers import LlavaForConditionalGeneration
+
+    qa = LlavaForConditionalGeneration.from_pretrained(toy_model_dir())
+    got, want = model.model.vision_tower.state_dict(), qa.model.vision_tower.state_dict()
+    assert all(torch.equal(got[k], want[k]) for k in want)
+    assert not any(p.requires_grad for p in model.model.vision_tower.parameters())
+
+
+def test_the_default_config_is_the_shipped_toy_mlps() -> None:
+    import json
+
+    shipped = json.loads((toy_model_dir("toy-mlp") / "train.json").read_text(encoding="utf-8"))
+    assert shipped["config"] == json.loads(json.dumps(ToyMlpConfig().to_json()))
 
 
 def test_config_refuses_a_slot_layer_the_lm_lacks() -> None:
@@ -277,10 +350,11 @@ def test_cli_refuses_options_of_the_other_variant(tmp_path: Path) -> None:
         app, ["toy", "train", "--variant", "big", "--out", str(tmp_path / "m")]
     )
     assert isinstance(res.exception, InputError) and "qa or mlp" in str(res.exception)
-    res = CliRunner().invoke(
-        app, ["toy", "train", "--variant", "qa", "--slots", "teacher", "--out", str(tmp_path / "m")]
-    )
-    assert isinstance(res.exception, InputError) and "--slots" in str(res.exception)
+    for opt, value in [("--slots", "teacher"), ("--tower", "toy")]:
+        res = CliRunner().invoke(
+            app, ["toy", "train", "--variant", "qa", opt, value, "--out", str(tmp_path / "m")]
+        )
+        assert isinstance(res.exception, InputError) and opt in str(res.exception)
     res = CliRunner().invoke(
         app,
         ["toy", "train", "--variant", "mlp", "--slots", "teacher", "--slot-layer", "6",
@@ -302,10 +376,16 @@ def test_cli_trains_the_teacher_recipe(tmp_path: Path, monkeypatch: pytest.Monke
     monkeypatch.setattr(mlp, "train_toy_mlp", fake_train)
     res = CliRunner().invoke(
         app,
-        ["toy", "train", "--variant", "mlp", "--slots", "teacher", "--slot-layer", "4",
-         "--teacher-steps", "7", "--text-layers", "8", "--out", str(tmp_path / "m")],
+        ["toy", "train", "--variant", "mlp", "--slots", "sum", "--slot-layer", "3",
+         "--teacher-steps", "7", "--text-layers", "6", "--tower", "train",
+         "--out", str(tmp_path / "m")],
     )  # fmt: skip
     assert res.exit_code == 0, res.output
     cfg = seen["cfg"]
-    assert (cfg.slots, cfg.slot_layer, cfg.teacher_steps) == ("teacher", 4, 7)
-    assert cfg.arch.text_layers == 8 and cfg.arch.text_hidden == ToyMlpConfig().arch.text_hidden
+    assert (cfg.slots, cfg.slot_layer, cfg.teacher_steps, cfg.tower) == ("sum", 3, 7, "train")
+    assert cfg.arch.text_layers == 6 and cfg.arch.text_hidden == ToyMlpConfig().arch.text_hidden
+    res = CliRunner().invoke(
+        app, ["toy", "train", "--variant", "mlp", "--out", str(tmp_path / "d")]
+    )
+    assert res.exit_code == 0, res.output
+    assert seen["cfg"] == ToyMlpConfig(), "no option: the shipped recipe"

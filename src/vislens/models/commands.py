@@ -28,8 +28,11 @@ def toy_train(
     ),
     slots: str = typer.Option(
         None,
-        help="mlp: how the text stage writes a scene — 'sum' (word-embedding sums, the "
-        "shipped recipe) or 'teacher' (a frozen caption-trained copy's contextual states).",
+        help="mlp: how the text stage writes a scene — 'teacher' (a frozen caption-trained "
+        "copy's contextual states, the shipped recipe) or 'sum' (word-embedding sums).",
+    ),
+    tower: str = typer.Option(
+        None, help="mlp: 'toy' (the shipped toy's frozen tower, the default) or 'train'."
     ),
     teacher_steps: int = typer.Option(None, help="mlp, --slots teacher: teacher stage steps."),
     slot_layer: int = typer.Option(
@@ -52,10 +55,10 @@ def toy_train(
         from vislens.models.toy.train import ToyTrainConfig, train_toy_vlm
 
         mlp_only = (text_steps, connector_steps, slots, teacher_steps, slot_layer, text_layers)
-        if any(v is not None for v in mlp_only):
+        if any(v is not None for v in (*mlp_only, tower)):
             raise InputError(
                 "--text-steps/--connector-steps/--slots/--teacher-steps/--slot-layer/"
-                "--text-layers belong to --variant mlp"
+                "--text-layers/--tower belong to --variant mlp"
             )
         given["lm_steps"] = lm_steps
         cfg = replace(
@@ -71,6 +74,7 @@ def toy_train(
             )
         given |= {"text_steps": text_steps, "connector_steps": connector_steps}
         given |= {"slots": slots, "teacher_steps": teacher_steps, "slot_layer": slot_layer}
+        given["tower"] = tower
         if text_layers is not None:
             given["arch"] = replace(ToyMlpConfig().arch, text_layers=text_layers)
         cfg = replace(ToyMlpConfig(seed=seed), **{k: v for k, v in given.items() if v is not None})

@@ -7,29 +7,30 @@ frozen, pretrained LLM. The QA toy (``train.py``) trains its LM from scratch tog
 with the connector, so nothing pulls its image tokens towards word-like states, and
 LatentLens finds few words there. ``toy-mlp`` follows the paper's recipe instead:
 
-1. **tower** — stage 1 of the QA toy (``tower.py``), the same per-patch heads.
+1. **tower** — the shipped QA toy's frozen tower (``tower="toy"``), or stage 1 of the QA
+   toy's recipe trained afresh (``tower="train"``).
 2. **text** — the Llama LM alone learns the world's language, text only: plain captions
    (``<s> {caption}</s>``) and each task of ``tasks.py`` asked about a scene that is
-   *written* where the image will later be, one position per cell holding the sum of the
-   input embeddings of the cell's words (``red`` + ``circle``, or ``empty``):
+   *written* where the image will later be, one position per cell:
    ``<s> {question} <100 cells> answer: {answer}</s>``. The LM learns to read a scene laid
-   out like an image.
+   out like an image. How a cell is written is ``slots``:
+
+   - ``teacher`` (``teacher.py``): the sum of the contextual states that a frozen copy of
+     the LM, trained on plain captions first, gives the cell's colour and shape words in
+     the scene's caption — LatentLens' picture of what image tokens become;
+   - ``sum``: the sum of the input embeddings of the cell's words (``red`` + ``circle``, or
+     ``empty``) — its image tokens end up pointing at those embeddings.
 3. **connector** — LM, word embeddings and head frozen; only LLaVA's MLP connector trains,
    on captions alone: ``<s> describe the image. <image> answer: {caption}</s>``. The
    connector has to turn each cell into something the frozen LM reads as the words that
    describe it.
 
-``slots="teacher"`` writes each cell in the form caption words take inside the LM
-instead — LatentLens' picture of what image tokens become: a **teacher** stage first
-trains the LM on plain captions alone (``train_teacher``), a frozen copy of it is kept,
-and each cell is the sum of that copy's layer-``slot_layer`` states of the cell's colour
-and shape words where the scene's caption names them (``teacher_scenes``). Writing the
-scene out as its caption — ten tokens per object — left the connector stage at chance: a
-frozen LM that reads scenes by copying caption words offers one image token per cell
-nothing to latch onto.
+Writing the scene out as its caption — ten tokens per object — left the connector stage at
+chance: a frozen LM that reads scenes by copying caption words offers one image token per
+cell nothing to latch onto.
 
-Everything is seeded: the same ``ToyMlpConfig`` on the same torch build gives the same
-weights. A killed run resumes from the last finished stage or checkpoint.
+Everything is seeded: the same ``ToyMlpConfig`` on the same torch build and thread count
+gives the same weights. A killed run resumes from the last finished stage or checkpoint.
 """
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from vislens.data.synthetic import COLORS, GridObject, caption_for
+from vislens.data.synthetic import GridObject, caption_for
 from vislens.models.toy.build import GRID, N_IMAGE_TOKENS, ToyArch, build_toy_vlm
 from vislens.models.toy.config import TRAIN_WORLD_SEED, ToyTrainConfig
 from vislens.models.toy.tasks import caption_question, sample_qa
@@ -81,26 +82,28 @@ class ToyMlpConfig:
     """Seeds initialisation, data order and question sampling."""
     world_seed: int = TRAIN_WORLD_SEED
     """Seed of the grid-world scenes used for training."""
+    tower: str = "toy"
+    """``toy``: take the shipped QA toy's vision tower, frozen, so that the two toys see
+    the same image features; ``train``: train one as the QA toy's stage 1 does."""
     tower_steps: int = 600
-    """Stage 1 optimiser steps (as the QA toy)."""
+    """Stage 1 optimiser steps (as the QA toy; ``tower="train"``)."""
     tower_batch: int = 16
     tower_lr: float = 2e-3
     n_pool: int = 4000
     """Scenes whose frozen-tower features the connector stage trains on (their captions and
     questions also make the text stage's data)."""
-    slots: str = "sum"
+    slots: str = "teacher"
     """How the text stage writes a scene where the image goes, one position per cell:
-    ``sum`` — the sum of the cell's words' input embeddings (the shipped recipe; its image
-    tokens point at the word embeddings); ``teacher`` — the sum of the layer-``slot_layer``
-    states that a frozen copy of the LM, trained on plain captions first
-    (``teacher_steps``), gives the cell's colour and shape words where the scene's caption
-    names them (docs/toy.md: with an 8-block LM, 3,000 text and 2,000 connector steps, one
-    run put LatentLens above EmbeddingLens and one did not)."""
+    ``teacher`` — the sum of the layer-``slot_layer`` states that a frozen copy of the LM,
+    trained on plain captions first (``teacher_steps``), gives the cell's colour and shape
+    words where the scene's caption names them (``teacher.py``; the shipped recipe);
+    ``sum`` — the sum of the cell's words' input embeddings (the recipe of the first
+    ``toy-mlp``, whose image tokens pointed at the word embeddings)."""
     teacher_steps: int = 800
     """Steps of plain captions before the teacher is copied (``slots="teacher"``)."""
     slot_layer: int = 4
     """The teacher's block whose output writes the scene (1-based; ``slots="teacher"``)."""
-    text_steps: int = 2000
+    text_steps: int = 3000
     """Text stage optimiser steps (LM alone, text only)."""
     text_batch: int = 32
     text_lr: float = 2e-3
@@ -116,17 +119,20 @@ class ToyMlpConfig:
         }
     )
     """Mix of the text stage: ``plain`` captions, and the tasks asked about a written scene."""
-    connector_steps: int = 1000
+    connector_steps: int = 2000
     """Connector stage optimiser steps (connector alone, captions only)."""
     connector_batch: int = 32
     connector_lr: float = 2e-3
-    n_threads: int = 1
-    """torch CPU threads (the shipped weights were trained with 1)."""
-    arch: ToyArch = field(default_factory=ToyArch)
+    n_threads: int = 2
+    """torch CPU threads (the shipped weights were trained with 2; another count changes
+    the last bits of every sum, and so the weights)."""
+    arch: ToyArch = field(default_factory=lambda: ToyArch(text_layers=8))
 
     def __post_init__(self) -> None:
         from vislens.errors import InputError
 
+        if self.tower not in ("toy", "train"):
+            raise InputError(f"toy-mlp: tower={self.tower!r}; choose 'toy' or 'train'")
         if self.slots not in ("teacher", "sum"):
             raise InputError(f"toy-mlp: slots={self.slots!r}; choose 'teacher' or 'sum'")
         if self.slots == "teacher" and not 1 <= self.slot_layer <= self.arch.text_layers:
@@ -175,42 +181,6 @@ def written_scene(model: LlavaForConditionalGeneration, words: torch.Tensor) -> 
     return emb[words[..., 0]] + torch.where(has_shape, shape, torch.zeros_like(shape))
 
 
-def teacher_scenes(
-    lm: torch.nn.Module, objects: list[list[GridObject]], layer: int, batch: int = 256
-) -> torch.Tensor:
-    """The ``teacher`` text stage's stand-in for image tokens, ``(n, 100, d)``: per cell of
-    each scene, the sum of the layer-``layer`` states that ``lm`` gives the cell's colour
-    and shape words where the scene's caption (``<s> {caption}``) names them; an empty cell
-    holds the state of ``empty`` in ``<s> an empty cell``."""
-    import torch
-
-    caps = [[VOCAB[BOS], *_encode(caption_for(o))] for o in objects]
-    with torch.no_grad():
-        empty_ids = torch.tensor([[VOCAB[BOS], VOCAB["an"], VOCAB["empty"], VOCAB["cell"]]])
-        empty = lm(input_ids=empty_ids, output_hidden_states=True).hidden_states[layer][0, 2]
-        out = empty.expand(len(objects), N_IMAGE_TOKENS, -1).clone()
-        for b0 in range(0, len(objects), batch):
-            chunk = caps[b0 : b0 + batch]
-            ids = torch.full((len(chunk), max(map(len, chunk))), VOCAB[PAD], dtype=torch.long)
-            for j, c in enumerate(chunk):
-                ids[j, : len(c)] = torch.tensor(c)
-            # Causal attention: the padding on the right changes nothing before it.
-            hs = lm(input_ids=ids, output_hidden_states=True).hidden_states[layer]
-            for j, c in enumerate(chunk):
-                objs = objects[b0 + j]
-                at = [p for p, t in enumerate(c) if t in _COLOR_IDS]
-                if len(at) != len(objs):
-                    raise AssertionError("caption and objects disagree")  # pragma: no cover
-                for o, p in zip(objs, at, strict=True):
-                    if (c[p], c[p + 1]) != (VOCAB[o.color], VOCAB[o.shape]):
-                        raise AssertionError("caption and objects disagree")  # pragma: no cover
-                    out[b0 + j, o.r * GRID + o.c] = hs[j, p] + hs[j, p + 1]
-    return out
-
-
-_COLOR_IDS = frozenset(VOCAB[c] for c in COLORS)
-
-
 @dataclass(frozen=True)
 class TextItem:
     """One text-stage sequence: a plain caption (``ids``), or a question about a written
@@ -235,12 +205,13 @@ def text_item(
 
 
 def _text_batch(
-    objects: list[list[GridObject]], rng: np.random.Generator, cfg: ToyMlpConfig
+    objects: list[list[GridObject]], rng: np.random.Generator, mix: dict[str, float], n: int
 ) -> list[TextItem]:
-    kinds = list(cfg.text_task_weights)
-    w = np.asarray([cfg.text_task_weights[k] for k in kinds], dtype=np.float64)
+    """``n`` text-stage sequences, each of a kind drawn by ``mix`` about a random scene."""
+    kinds = list(mix)
+    w = np.asarray([mix[k] for k in kinds], dtype=np.float64)
     out = []
-    for _ in range(cfg.text_batch):
+    for _ in range(n):
         kind = kinds[int(rng.choice(len(kinds), p=w / w.sum()))]
         out.append(text_item(objects, int(rng.integers(len(objects))), rng, kind))
     return out
@@ -250,12 +221,10 @@ def text_forward(
     model: LlavaForConditionalGeneration,
     items: list[TextItem],
     words: torch.Tensor,
-    scenes: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Logits and labels (flattened over the positions with a loss) of a text-stage batch:
     plain captions learn every token after ``<s>``, questions their answer, with the scene
-    written where the image goes: ``scenes[example.image]`` when given (``teacher_scenes``),
-    else the words ``words[example.image]`` as ``written_scene``."""
+    written where the image goes: the words ``words[example.image]`` as ``written_scene``."""
     import torch
 
     lm = model.model.language_model
@@ -274,8 +243,7 @@ def text_forward(
     asked = [it.example for it in items if it.example is not None]
     if asked:
         which = torch.tensor([e.image for e in asked])
-        written = written_scene(model, words[which]) if scenes is None else scenes[which]
-        out, lab, _ = prompt_forward(model, written, asked, 0)
+        out, lab, _ = prompt_forward(model, written_scene(model, words[which]), asked, 0)
         logits.append(out[lab != -100])
         labels.append(lab[lab != -100])
     return torch.cat(logits), torch.cat(labels)
@@ -328,66 +296,6 @@ def _optimise(
     return float(loss.detach())
 
 
-def train_teacher(
-    model: LlavaForConditionalGeneration,
-    objects: list[list[GridObject]],
-    cfg: ToyMlpConfig,
-    out_dir: Path | None = None,
-    *,
-    resume: dict[str, Any] | None = None,
-    keep: dict[str, Any] | None = None,
-) -> dict[str, float]:
-    """Stage 2a (``slots="teacher"``): the LM alone on plain captions, before a copy of it
-    is frozen to write the text stage's scenes."""
-    import torch
-
-    from vislens.progress import track
-
-    torch.manual_seed(cfg.seed + 4)
-    params = _lm_params(model)
-    opt = torch.optim.AdamW(params, lr=cfg.text_lr, weight_decay=0.01)
-    first = 0
-    if resume is not None and resume["stage"] == "teacher":
-        opt.load_state_dict(resume["opt"])
-        first = int(resume["step"])
-    lm = model.model.language_model
-    lm.train()
-    words = torch.zeros((0, N_IMAGE_TOKENS, 2), dtype=torch.long)
-    t0, loss_v = time.time(), float("nan")
-    steps = range(first, cfg.teacher_steps)
-    for step in track(steps, "toy-mlp: teacher", total=cfg.teacher_steps - first):
-        rng = np.random.default_rng([cfg.seed, 9, step])
-        items = [
-            text_item(objects, int(rng.integers(len(objects))), rng, "plain")
-            for _ in range(cfg.text_batch)
-        ]
-        logits, labels = text_forward(model, items, words)
-        mask = torch.ones_like(labels, dtype=torch.bool)
-        loss_v = _optimise(
-            opt, params, logits, labels, mask, cosine_lr(step, cfg.teacher_steps, cfg.text_lr)
-        )
-        if step % 100 == 0 or step == cfg.teacher_steps - 1:
-            log.info("teacher step %d loss %.4f %.0fs", step, loss_v, time.time() - t0)
-        if (step + 1) % CHECKPOINT_EVERY == 0 and step + 1 < cfg.teacher_steps:
-            _checkpoint(model, out_dir, cfg, "teacher", step + 1, opt, keep or {})
-    lm.eval()
-    return {"teacher_final_loss": loss_v}
-
-
-def frozen_teacher(
-    model: LlavaForConditionalGeneration, state: dict[str, torch.Tensor]
-) -> torch.nn.Module:
-    """A frozen copy of ``model``'s LM holding ``state`` (the LM after ``train_teacher``)."""
-    import copy
-
-    lm = copy.deepcopy(model.model.language_model)
-    lm.load_state_dict(state)
-    lm.eval()
-    for p in lm.parameters():
-        p.requires_grad_(False)
-    return lm
-
-
 def train_text(
     model: LlavaForConditionalGeneration,
     objects: list[list[GridObject]],
@@ -396,10 +304,9 @@ def train_text(
     *,
     resume: dict[str, Any] | None = None,
     keep: dict[str, Any] | None = None,
-    scenes: torch.Tensor | None = None,
 ) -> dict[str, float]:
-    """Stage 2: the LM alone, next-token loss on every text token after ``<s>``; questions
-    see ``scenes`` (``teacher_scenes``) or, without them, the words' embedding sums."""
+    """Stage 2 (``slots="sum"``): the LM alone, next-token loss on every text token after
+    ``<s>``; questions see the scene written as its words' embedding sums."""
     import torch
 
     from vislens.progress import track
@@ -417,7 +324,9 @@ def train_text(
     t0, loss_v = time.time(), float("nan")
     for step in track(range(first, cfg.text_steps), "toy-mlp: text", total=cfg.text_steps - first):
         rng = np.random.default_rng([cfg.seed, 5, step])
-        logits, labels = text_forward(model, _text_batch(objects, rng, cfg), words, scenes)
+        logits, labels = text_forward(
+            model, _text_batch(objects, rng, cfg.text_task_weights, cfg.text_batch), words
+        )
         mask = torch.ones_like(labels, dtype=torch.bool)
         loss_v = _optimise(
             opt, params, logits, labels, mask, cosine_lr(step, cfg.text_steps, cfg.text_lr)
@@ -488,7 +397,7 @@ def train_connector(
 def train_toy_mlp(
     out_dir: Path, cfg: ToyMlpConfig | None = None, *, checkpoints: bool = True
 ) -> dict[str, float]:
-    """Train ``toy-mlp`` from scratch (tower, text, connector) and save it to ``out_dir``;
+    """Train ``toy-mlp`` (tower, [teacher,] text, connector) and save it to ``out_dir``;
     a stopped run resumes when started again with the same configuration."""
     import torch
 
@@ -499,7 +408,7 @@ def train_toy_mlp(
     ckpt = out_dir if checkpoints else None
     resume = _load_resume(resume_path(out_dir), cfg) if checkpoints else None
     if resume is None:
-        metrics = train_tower(model, cfg.tower_config())
+        metrics = _tower_stage(model, cfg)
     else:
         log.info("resuming %s at step %d", resume["stage"], resume["step"])
         model.load_state_dict(resume["model"])
@@ -507,30 +416,82 @@ def train_toy_mlp(
             p.requires_grad_(False)
         metrics = dict(resume["metrics"])
     feats, objects = tower_features(model, cfg.world_seed, cfg.n_pool)
+    if cfg.slots == "teacher":
+        metrics = _teacher_recipe(model, feats, objects, cfg, ckpt, resume, metrics)
+    else:
+        stage = None if resume is None else resume["stage"]
+        keep: dict[str, Any] = {"metrics": metrics}
+        if stage in (None, "text"):
+            metrics |= train_text(model, objects, cfg, ckpt, resume=resume, keep=keep)
+            # Image tokens start at the scale of what the LM learned to read there.
+            calibrate_connector(model, feats[:256], 1.0)
+            _checkpoint(model, ckpt, cfg, "connector", 0, None, {"metrics": metrics})
+            resume = None
+        metrics |= train_connector(
+            model, feats, objects, cfg, ckpt, resume=resume, keep={"metrics": metrics}
+        )
+    save_toy(model, out_dir, cfg, extra={"metrics": metrics})
+    if checkpoints:
+        resume_path(out_dir).unlink(missing_ok=True)
+    return metrics
+
+
+def _tower_stage(model: LlavaForConditionalGeneration, cfg: ToyMlpConfig) -> dict[str, float]:
+    """Stage 1: train the tower (``tower="train"``), or take the shipped QA toy's."""
+    if cfg.tower == "train":
+        return train_tower(model, cfg.tower_config())
+    from transformers import LlavaForConditionalGeneration
+
+    from vislens.errors import InputError
+    from vislens.models.toy.paths import toy_model_dir
+
+    qa = LlavaForConditionalGeneration.from_pretrained(toy_model_dir())
+    try:
+        model.model.vision_tower.load_state_dict(qa.model.vision_tower.state_dict())
+    except RuntimeError as exc:
+        raise InputError(
+            "toy-mlp: tower='toy' takes the shipped toy's vision tower, whose sizes differ "
+            "from this arch's vision_* fields; keep those at their defaults or use "
+            f"tower='train' ({str(exc).splitlines()[0]})"
+        ) from None
+    for p in model.model.vision_tower.parameters():
+        p.requires_grad_(False)
+    return {}
+
+
+def _teacher_recipe(
+    model: LlavaForConditionalGeneration,
+    feats: torch.Tensor,
+    objects: list[list[GridObject]],
+    cfg: ToyMlpConfig,
+    ckpt: Path | None,
+    resume: dict[str, Any] | None,
+    metrics: dict[str, float],
+) -> dict[str, float]:
+    """Stages 2a (teacher), 2 (text) and 3 (connector) of ``slots="teacher"``."""
+    from vislens.models.toy import teacher as tr
+
     stage = None if resume is None else resume["stage"]
     keep: dict[str, Any] = {"metrics": metrics}
-    if cfg.slots == "teacher" and stage in (None, "teacher"):
-        metrics |= train_teacher(model, objects, cfg, ckpt, resume=resume, keep=keep)
+    if stage in (None, "teacher"):
+        metrics |= tr.run_stage(
+            model, objects, cfg, "teacher", None, ckpt, resume=resume, keep=keep
+        )
         keep["teacher"] = {k: v.clone() for k, v in model.model.language_model.state_dict().items()}
         stage, resume = None, None
     elif resume is not None and "teacher" in resume:
         keep["teacher"] = resume["teacher"]
     if stage in (None, "text"):
-        scenes = None
-        if cfg.slots == "teacher":
-            teacher = frozen_teacher(model, keep["teacher"])
-            scenes = teacher_scenes(teacher, objects, cfg.slot_layer)
-            del teacher
-        metrics |= train_text(model, objects, cfg, ckpt, resume=resume, keep=keep, scenes=scenes)
+        scenes = tr.TeacherScenes(
+            tr.frozen_teacher(model, keep["teacher"]), objects, cfg.slot_layer
+        )
+        metrics |= tr.run_stage(model, objects, cfg, "text", scenes, ckpt, resume=resume, keep=keep)
         # Image tokens start at the scale of what the LM learned to read there.
-        rms = 1.0 if scenes is None else float(scenes[:256].pow(2).mean().sqrt())
-        calibrate_connector(model, feats[:256], rms)
+        tr.scale_connector(model, feats[:256], tr.connector_target_rms(scenes))
         _checkpoint(model, ckpt, cfg, "connector", 0, None, {"metrics": metrics})
         resume = None
-    metrics |= train_connector(
-        model, feats, objects, cfg, ckpt, resume=resume, keep={"metrics": metrics}
+    slots = tr.connector_slots(model, feats)
+    keep = {"metrics": metrics}
+    return metrics | tr.run_stage(
+        model, objects, cfg, "connector", slots, ckpt, resume=resume, keep=keep
     )
-    save_toy(model, out_dir, cfg, extra={"metrics": metrics})
-    if checkpoints:
-        resume_path(out_dir).unlink(missing_ok=True)
-    return metrics
