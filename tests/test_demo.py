@@ -64,7 +64,7 @@ def test_demo_runs_every_stage_and_scores_it(quick_demo):
     lens = card["lens"]
     assert set(lens["rate_by_visual_layer"]) == {"latentlens", "embeddinglens", "logitlens"}
     assert all(0 <= v <= 1 for r in lens["rate_by_visual_layer"].values() for v in r.values())
-    # The lens stage reads toy-mlp, the toy trained LatentLens' way (docs/toy.md: 88% of
+    # The lens stage reads toy-mlp, the toy trained LatentLens' way (docs/demo.md: 77% of
     # object cells at visual layer 1 over 200 images); the QA toy gave under 10%.
     assert 'model = "toy-mlp"' in (study_dir / "study.toml").read_text()
     assert lens["best"]["latentlens"]["rate"] >= 0.6, lens

@@ -1,7 +1,7 @@
 """The shipped ``toy-mlp`` as a LatentLens testbed (docs/toy.md, "LatentLens on the toy"):
 on scenes of a world seed its training never saw, LatentLens' top-5 names the shape or
-colour of most object cells at its best visual layer — far above the control that pairs
-each patch with another object's words, and above LogitLens."""
+colour of most object cells at its best visual layer — above EmbeddingLens and LogitLens
+there, and far above the control that pairs each patch with another object's words."""
 
 from __future__ import annotations
 
@@ -19,6 +19,10 @@ from vislens.models.toy.evaluate import EVAL_WORLD_SEED
 from vislens.study import Study, StudyConfig
 
 UNSEEN_SEED = 777001
+N_SCENES = 200
+"""With 200 scenes (about 690 object cells) the bank holds a wider sample of the words'
+contexts than with 40, and the rates move less from one draw of scenes to the next
+(docs/toy.md: at 40 scenes LatentLens' best rate ranged 60-88% over four seeds)."""
 
 
 def test_toy_mlp_ships_beside_the_qa_toy() -> None:
@@ -32,7 +36,7 @@ def test_toy_mlp_ships_beside_the_qa_toy() -> None:
 
 @pytest.mark.slow
 def test_latentlens_reads_the_toy_mlp(tmp_path: Path) -> None:
-    generate_grid_world(tmp_path / "world", 40, seed=UNSEEN_SEED, show_progress=False)
+    generate_grid_world(tmp_path / "world", N_SCENES, seed=UNSEEN_SEED, show_progress=False)
     cfg = StudyConfig(
         images=ImagesConfig(source=str(tmp_path / "world")),
         model=ModelConfig(name_or_path="toy-mlp", device="cpu"),
@@ -44,13 +48,14 @@ def test_latentlens_reads_the_toy_mlp(tmp_path: Path) -> None:
     obj = rates[(rates["cells"] == "object") & (rates["contextual_layer"] == -1)]
     rate = obj.pivot(index="visual_layer", columns="method", values="rate")
     control = obj.pivot(index="visual_layer", columns="method", values="control_rate")
-    assert sorted(rate.index) == [0, 1, 2, 3, 4]
+    assert sorted(rate.index) == [0, 1, 2, 4, 6, 7, 8]  # the bank's defaults for 8 blocks
     best = int(rate["latentlens"].idxmax())
     assert rate.loc[best, "latentlens"] >= 0.70, rate
+    assert rate.loc[best, "latentlens"] > rate.loc[best, "embeddinglens"], rate
     assert rate.loc[best, "latentlens"] > rate.loc[best, "logitlens"], rate
     # The neighbours name *this* cell: with each patch scored against another object's
     # words the same top-5 scores far lower.
-    assert rate.loc[best, "latentlens"] - control.loc[best, "latentlens"] >= 0.4, control
+    assert rate.loc[best, "latentlens"] - control.loc[best, "latentlens"] >= 0.3, control
     # Above chance by more than either baseline is.
     lift = rate - control
     assert lift.loc[best, "latentlens"] > lift.loc[best, "embeddinglens"], lift
