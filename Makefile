@@ -32,7 +32,7 @@ typecheck: install
 	$(BIN)/mypy
 
 pytest: install system-deps
-	$(BIN)/pytest
+	$(BIN)/pytest --durations=15
 
 test: lint typecheck pytest
 

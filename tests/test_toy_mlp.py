@@ -13,16 +13,16 @@ from typer.testing import CliRunner
 
 from vislens.data.synthetic import WorldSpec, caption_for, sample_scene
 from vislens.errors import InputError
-from vislens.models.toy import mlp, teacher, toy_model_dir
+from vislens.models.toy import mlp, mlp_common, teacher, toy_model_dir
 from vislens.models.toy.build import ToyArch, build_toy_vlm
 from vislens.models.toy.mlp import (
     ToyMlpConfig,
     scene_words,
     text_forward,
-    text_item,
     train_toy_mlp,
     written_scene,
 )
+from vislens.models.toy.mlp_common import text_item
 from vislens.models.toy.tasks import caption_question
 from vislens.models.toy.train import _encode, resume_path
 from vislens.models.toy.vocab import BOS, EOS, UNK, VOCAB
@@ -144,7 +144,7 @@ def test_a_stopped_run_resumes_to_the_same_weights(
     from transformers import LlavaForConditionalGeneration
 
     cfg = replace(TINY, text_steps=4, connector_steps=4)
-    monkeypatch.setattr(mlp, "CHECKPOINT_EVERY", 2)
+    monkeypatch.setattr(mlp_common, "CHECKPOINT_EVERY", 2)
     train_toy_mlp(tmp_path / "whole", cfg)
     real = mlp.lm_forward  # called once per connector step, never in the text stage
     calls = {"n": 0}
@@ -193,7 +193,7 @@ def test_a_teacher_run_stopped_anywhere_resumes_to_the_same_weights(
     from transformers import LlavaForConditionalGeneration
 
     cfg = replace(TEACHER, teacher_steps=4, text_steps=4, connector_steps=4)
-    monkeypatch.setattr(mlp, "CHECKPOINT_EVERY", 2)
+    monkeypatch.setattr(mlp_common, "CHECKPOINT_EVERY", 2)
     train_toy_mlp(tmp_path / "whole", cfg)
     real = teacher.assemble
     calls = {"n": 0}

@@ -33,7 +33,15 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from vislens.data.synthetic import COLORS, GridObject, caption_for
+from vislens.models.toy import mlp_common
 from vislens.models.toy.build import GRID, N_IMAGE_TOKENS
+from vislens.models.toy.mlp_common import (
+    TextItem,
+    ToyMlpConfig,
+    _checkpoint,
+    _optimise,
+    _text_batch,
+)
 from vislens.models.toy.tower import cosine_lr
 from vislens.models.toy.train import _encode
 from vislens.models.toy.vocab import BOS, PAD, VOCAB
@@ -42,7 +50,6 @@ if TYPE_CHECKING:
     import torch
     from transformers import LlavaForConditionalGeneration
 
-    from vislens.models.toy.mlp import TextItem, ToyMlpConfig
 
 log = logging.getLogger("vislens.toy.train")
 
@@ -168,7 +175,6 @@ def run_stage(
     continues where it stopped, to the same weights."""
     import torch
 
-    from vislens.models.toy.mlp import CHECKPOINT_EVERY, _checkpoint, _optimise, _text_batch
     from vislens.progress import track
 
     lm_params = [*model.model.language_model.parameters(), *model.lm_head.parameters()]
@@ -209,7 +215,7 @@ def run_stage(
                 "%s step %d loss %.4f exact %.3f %.0fs",
                 stage, step, loss_v, float(np.mean(accs[-500:])), time.time() - t0,
             )  # fmt: skip
-        if (step + 1) % CHECKPOINT_EVERY == 0 and step + 1 < n_steps:
+        if (step + 1) % mlp_common.CHECKPOINT_EVERY == 0 and step + 1 < n_steps:
             _checkpoint(model, out_dir, cfg, stage, step + 1, opt, keep or {})
     module.eval()
     out = {f"{stage}_final_loss": loss_v}
